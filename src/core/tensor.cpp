@@ -1,0 +1,166 @@
+#include "speedlm/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+namespace speedlm {
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "f32";
+    case DType::BF16: return "bf16";
+    case DType::I32: return "i32";
+  }
+  return "?";
+}
+
+size_t dtype_size(DType t) { return t == DType::BF16 ? 2 : 4; }
+
+std::string shape_str(const Shape& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+namespace {
+bool g_poison = false;
+}
+
+void set_poison_allocations(bool on) { g_poison = on; }
+
+Tensor Tensor::empty(Shape shape, DType dtype) {
+  for (int64_t d : shape) SPEEDLM_ASSERT(d >= 0, "negative dimension in {}", shape_str(shape));
+  Tensor t;
+  t.numel_ = shape_numel(shape);
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  size_t bytes = (t.nbytes() + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
+  SPEEDLM_ASSERT(p != nullptr, "out of memory allocating {} bytes", bytes);
+  t.storage_ = std::shared_ptr<void>(p, std::free);
+  if (g_poison && dtype == DType::F32) t.fill(std::numeric_limits<float>::quiet_NaN());
+  return t;
+}
+
+Tensor Tensor::zeros(Shape shape, DType dtype) {
+  Tensor t = empty(std::move(shape), dtype);
+  t.zero();
+  return t;
+}
+
+Tensor Tensor::full(Shape shape, float value) {
+  Tensor t = empty(std::move(shape));
+  t.fill(value);
+  return t;
+}
+
+Tensor Tensor::from(Shape shape, const std::vector<float>& values) {
+  Tensor t = empty(std::move(shape));
+  SPEEDLM_ASSERT(static_cast<int64_t>(values.size()) == t.numel(), "{} values for {} elements", values.size(), t.numel());
+  std::memcpy(t.f32(), values.data(), t.nbytes());
+  return t;
+}
+
+Tensor Tensor::from_i32(Shape shape, const std::vector<int32_t>& values) {
+  Tensor t = empty(std::move(shape), DType::I32);
+  SPEEDLM_ASSERT(static_cast<int64_t>(values.size()) == t.numel(), "{} values for {} elements", values.size(), t.numel());
+  std::memcpy(t.i32(), values.data(), t.nbytes());
+  return t;
+}
+
+float* Tensor::f32() const {
+  SPEEDLM_ASSERT(dtype_ == DType::F32, "tensor is {}, not f32", dtype_name(dtype_));
+  return data<float>();
+}
+int32_t* Tensor::i32() const {
+  SPEEDLM_ASSERT(dtype_ == DType::I32, "tensor is {}, not i32", dtype_name(dtype_));
+  return data<int32_t>();
+}
+uint16_t* Tensor::bf16() const {
+  SPEEDLM_ASSERT(dtype_ == DType::BF16, "tensor is {}, not bf16", dtype_name(dtype_));
+  return data<uint16_t>();
+}
+
+Tensor Tensor::reshape(Shape shape) const {
+  SPEEDLM_ASSERT(shape_numel(shape) == numel_, "reshape {} -> {}", shape_str(shape_), shape_str(shape));
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::slice0(int64_t begin, int64_t end) const {
+  SPEEDLM_ASSERT(ndim() >= 1 && 0 <= begin && begin <= end && end <= shape_[0], "slice0 [{}, {}) of {}", begin,
+                 end, shape_str(shape_));
+  Tensor t = *this;
+  int64_t row = numel_ / (shape_[0] == 0 ? 1 : shape_[0]);
+  t.offset_bytes_ += static_cast<size_t>(begin * row) * dtype_size(dtype_);
+  t.shape_[0] = end - begin;
+  t.numel_ = row * (end - begin);
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  Tensor t = empty(shape_, dtype_);
+  if (numel_) std::memcpy(t.data<char>(), data<char>(), nbytes());
+  return t;
+}
+
+Tensor Tensor::to(DType dtype) const {
+  if (dtype == dtype_) return clone();
+  Tensor t = empty(shape_, dtype);
+  for (int64_t i = 0; i < numel_; ++i) {
+    float v = dtype_ == DType::F32 ? data<float>()[i]
+              : dtype_ == DType::BF16 ? bf16_to_f32(data<uint16_t>()[i])
+                                      : static_cast<float>(data<int32_t>()[i]);
+    if (dtype == DType::F32) t.data<float>()[i] = v;
+    else if (dtype == DType::BF16) t.data<uint16_t>()[i] = f32_to_bf16(v);
+    else t.data<int32_t>()[i] = static_cast<int32_t>(v);
+  }
+  return t;
+}
+
+void Tensor::fill(float value) {
+  if (dtype_ == DType::F32) {
+    float* p = f32();
+    for (int64_t i = 0; i < numel_; ++i) p[i] = value;
+  } else if (dtype_ == DType::BF16) {
+    uint16_t b = f32_to_bf16(value);
+    for (int64_t i = 0; i < numel_; ++i) data<uint16_t>()[i] = b;
+  } else {
+    for (int64_t i = 0; i < numel_; ++i) data<int32_t>()[i] = static_cast<int32_t>(value);
+  }
+}
+
+void Tensor::zero() {
+  if (numel_) std::memset(data<char>(), 0, nbytes());
+}
+
+void Tensor::copy_from(const Tensor& src) {
+  SPEEDLM_ASSERT(src.numel_ == numel_ && src.dtype_ == dtype_, "copy {} {} into {} {}", shape_str(src.shape_),
+                 dtype_name(src.dtype_), shape_str(shape_), dtype_name(dtype_));
+  if (numel_) std::memcpy(data<char>(), src.data<char>(), nbytes());
+}
+
+uint16_t f32_to_bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+float bf16_to_f32(uint16_t x) {
+  uint32_t u = static_cast<uint32_t>(x) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+}  // namespace speedlm
