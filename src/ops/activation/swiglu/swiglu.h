@@ -1,0 +1,20 @@
+// SwiGLU on a fused gate|up projection: h = silu(g) * u.
+//   gu: [N, 2F], gate g = gu[:, :F], up u = gu[:, F:]
+//   h:  [N, F]
+// Backward: dg = dh * u * silu'(g), du = dh * silu(g),
+//   silu(g) = g * s, silu'(g) = s * (1 + g * (1 - s)), s = sigmoid(g).
+#pragma once
+
+#include <cstdint>
+
+namespace speedlm::ops {
+
+template <typename T>
+void swiglu_ref_fwd(const T* gu, int64_t N, int64_t F, T* h);
+template <typename T>
+void swiglu_ref_bwd(const T* gu, const T* dh, int64_t N, int64_t F, T* dgu);
+
+void swiglu_fast_fwd(const float* gu, int64_t N, int64_t F, float* h);
+void swiglu_fast_bwd(const float* gu, const float* dh, int64_t N, int64_t F, float* dgu);  // dgu: [N, 2F]
+
+}  // namespace speedlm::ops

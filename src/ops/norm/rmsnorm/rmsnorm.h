@@ -1,0 +1,29 @@
+// RMSNorm: y = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps), per row.
+//   x: [N, D]   w: [D]   y: [N, D]   rstd: [N] (saved for backward)
+// Backward (derivation in README.md):
+//   dx = rstd * (dy*w - x * rstd^2 * mean(dy*w*x))     (overwritten)
+//   dw += sum_n dy * x * rstd                           (accumulated)
+#pragma once
+
+#include <cstdint>
+
+#include "speedlm/tensor.h"
+
+namespace speedlm::ops {
+
+struct RmsNormParams {
+  float eps = 1e-5f;
+};
+
+template <typename T>
+void rmsnorm_ref_fwd(const RmsNormParams& p, const T* x, const T* w, int64_t N, int64_t D, T* y, T* rstd);
+template <typename T>
+void rmsnorm_ref_bwd(const RmsNormParams& p, const T* x, const T* w, const T* dy, int64_t N, int64_t D, T* dx,
+                     T* dw);
+
+void rmsnorm_fast_fwd(const RmsNormParams& p, const float* x, const float* w, int64_t N, int64_t D, float* y,
+                      float* rstd);
+void rmsnorm_fast_bwd(const RmsNormParams& p, const float* x, const float* w, const float* rstd, const float* dy,
+                      int64_t N, int64_t D, float* dx, float* dw);
+
+}  // namespace speedlm::ops

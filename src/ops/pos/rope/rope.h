@@ -1,0 +1,34 @@
+// Rotary position embedding, half-split pairing (GPT-NeoX / HF Llama "rotate_half"):
+// for i in [0, Dh/2): angle = pos * theta^(-2i/Dh),
+//   y[i]        = x[i] cos(angle) - x[i + Dh/2] sin(angle)
+//   y[i + Dh/2] = x[i] sin(angle) + x[i + Dh/2] cos(angle)
+// Backward rotates by -angle. Dh must be even.
+//   x, y: [B, T, H, Dh]   pos: [B, T] i32 (absolute positions, >= 0)
+// y may alias x (in place); dx may alias dy.
+#pragma once
+
+#include <cstdint>
+
+#include "speedlm/tensor.h"
+
+namespace speedlm::ops {
+
+struct RopeParams {
+  float theta = 10000.0f;
+};
+
+Status rope_check(const RopeParams& p, int64_t head_dim);
+
+template <typename T>
+void rope_ref_fwd(const RopeParams& p, const T* x, const int32_t* pos, int64_t B, int64_t T_, int64_t H, int64_t Dh,
+                  T* y);
+template <typename T>
+void rope_ref_bwd(const RopeParams& p, const T* dy, const int32_t* pos, int64_t B, int64_t T_, int64_t H,
+                  int64_t Dh, T* dx);
+
+void rope_fast_fwd(const RopeParams& p, const float* x, const int32_t* pos, int64_t B, int64_t T, int64_t H,
+                   int64_t Dh, float* y);
+void rope_fast_bwd(const RopeParams& p, const float* dy, const int32_t* pos, int64_t B, int64_t T, int64_t H,
+                   int64_t Dh, float* dx);
+
+}  // namespace speedlm::ops
