@@ -1,0 +1,217 @@
+#include "autograd/functions.h"
+
+#include <cstring>
+
+#include "ops/activation/swiglu/swiglu.h"
+#include "ops/elementwise/add/add.h"
+#include "ops/linalg/gemm/gemm.h"
+#include "ops/nn/embedding/embedding.h"
+#include "ops/norm/rmsnorm/rmsnorm.h"
+
+namespace speedlm::ag {
+
+namespace {
+
+// Where a backward writes an input's gradient: straight into a fresh buffer when the
+// input has none yet (overwrite), else into a scratch to be added.
+struct GradSink {
+  Tensor target;
+  bool fresh;
+};
+
+GradSink grad_sink(const Var& v) {
+  if (v.grad().defined()) return {Tensor::empty(v.shape()), false};
+  v.impl()->grad = Tensor::empty(v.shape());
+  return {v.grad(), true};
+}
+
+void commit(const Var& v, const GradSink& s) {
+  if (!s.fresh) ops::add_fast_inplace(v.grad().f32(), s.target.f32(), s.target.numel());
+}
+
+// The output's gradient is consumed once; free it as soon as its closure ran.
+void release(VarImpl* out) { out->grad = Tensor(); }
+
+}  // namespace
+
+Var linear(const Var& x, const Var& w) {
+  int64_t N = x.dim(0), Din = x.dim(1), Dout = w.dim(0);
+  SPEEDLM_ASSERT(w.dim(1) == Din, "linear: x {} vs w {}", shape_str(x.shape()), shape_str(w.shape()));
+  Var y(Tensor::empty({N, Dout}), needs_grad({&x, &w}));
+  ops::gemm(false, true, N, Dout, Din, 1.0f, x.value().f32(), Din, w.value().f32(), Din, 0.0f, y.value().f32(), Dout);
+  if (y.requires_grad()) {
+    record([x, w, out = y.impl(), N, Din, Dout] {
+      if (!out->grad.defined()) return;
+      const float* dy = out->grad.f32();
+      if (w.requires_grad()) {
+        // dW += dy^T x
+        ops::gemm(true, false, Dout, Din, N, 1.0f, dy, Dout, x.value().f32(), Din, 1.0f, w.grad_buffer().f32(), Din);
+      }
+      if (x.requires_grad()) {
+        bool fresh = !x.grad().defined();
+        // dx (+)= dy W
+        ops::gemm(false, false, N, Din, Dout, 1.0f, dy, Dout, w.value().f32(), Din, fresh ? 0.0f : 1.0f,
+                  fresh ? (x.impl()->grad = Tensor::empty(x.shape())).f32() : x.grad().f32(), Din);
+      }
+      release(out);
+    });
+  }
+  return y;
+}
+
+Var embedding(const Tensor& ids, const Var& w) {
+  int64_t N = ids.numel(), D = w.dim(1);
+  Var y(Tensor::empty({N, D}), needs_grad({&w}));
+  ops::embedding_fast_fwd(ids.i32(), N, w.value().f32(), D, y.value().f32());
+  if (y.requires_grad()) {
+    record([ids, w, out = y.impl(), N, D] {
+      if (!out->grad.defined()) return;
+      ops::embedding_fast_bwd(ids.i32(), N, out->grad.f32(), w.dim(0), D, w.grad_buffer().f32());
+      release(out);
+    });
+  }
+  return y;
+}
+
+Var rmsnorm(const Var& x, const Var& w, float eps) {
+  int64_t N = x.dim(0), D = x.dim(1);
+  Var y(Tensor::empty({N, D}), needs_grad({&x, &w}));
+  Tensor rstd = Tensor::empty({N});
+  ops::RmsNormParams p{eps};
+  ops::rmsnorm_fast_fwd(p, x.value().f32(), w.value().f32(), N, D, y.value().f32(), rstd.f32());
+  if (y.requires_grad()) {
+    record([x, w, rstd, p, out = y.impl(), N, D] {
+      if (!out->grad.defined()) return;
+      GradSink dx = grad_sink(x);
+      Tensor dw_scratch;
+      float* dw = w.requires_grad() ? w.grad_buffer().f32() : (dw_scratch = Tensor::zeros({D})).f32();
+      ops::rmsnorm_fast_bwd(p, x.value().f32(), w.value().f32(), rstd.f32(), out->grad.f32(), N, D, dx.target.f32(),
+                            dw);
+      commit(x, dx);
+      release(out);
+    });
+  }
+  return y;
+}
+
+Var swiglu(const Var& gu) {
+  int64_t N = gu.dim(0), F = gu.dim(1) / 2;
+  Var h(Tensor::empty({N, F}), needs_grad({&gu}));
+  ops::swiglu_fast_fwd(gu.value().f32(), N, F, h.value().f32());
+  if (h.requires_grad()) {
+    record([gu, out = h.impl(), N, F] {
+      if (!out->grad.defined()) return;
+      GradSink d = grad_sink(gu);
+      ops::swiglu_fast_bwd(gu.value().f32(), out->grad.f32(), N, F, d.target.f32());
+      commit(gu, d);
+      release(out);
+    });
+  }
+  return h;
+}
+
+Var add(const Var& a, const Var& b) {
+  SPEEDLM_ASSERT(a.value().same_shape(b.value()), "add: {} vs {}", shape_str(a.shape()), shape_str(b.shape()));
+  Var y(Tensor::empty(a.shape()), needs_grad({&a, &b}));
+  ops::add_fast_fwd(a.value().f32(), b.value().f32(), a.value().numel(), y.value().f32());
+  if (y.requires_grad()) {
+    record([a, b, out = y.impl()] {
+      if (!out->grad.defined()) return;
+      // The gradient passes through unchanged: hand the buffer over when an input has none yet.
+      for (const Var* in : {&a, &b}) {
+        if (!in->requires_grad()) continue;
+        if (!in->grad().defined()) in->impl()->grad = (in == &a && b.requires_grad()) ? out->grad.clone() : out->grad;
+        else ops::add_fast_inplace(in->grad().f32(), out->grad.f32(), out->grad.numel());
+      }
+      release(out);
+    });
+  }
+  return y;
+}
+
+Qkv split_qkv_rope(const Var& qkv, const Tensor& pos, const ops::AttentionDims& d, const ops::RopeParams& rope) {
+  int64_t N = d.B * d.Tq, H = d.H, KVH = d.KVH, Dh = d.Dh, W = (H + 2 * KVH) * Dh;
+  SPEEDLM_ASSERT(qkv.dim(0) == N && qkv.dim(1) == W, "split_qkv_rope: {} for N={} W={}", shape_str(qkv.shape()), N, W);
+  bool rg = needs_grad({&qkv});
+  Qkv r{Var(Tensor::empty({N, H * Dh}), rg), Var(Tensor::empty({N, KVH * Dh}), rg), Var(Tensor::empty({N, KVH * Dh}), rg)};
+  const float* src = qkv.value().f32();
+  float *q = r.q.value().f32(), *k = r.k.value().f32(), *v = r.v.value().f32();
+  for (int64_t n = 0; n < N; ++n) {
+    std::memcpy(q + n * H * Dh, src + n * W, sizeof(float) * H * Dh);
+    std::memcpy(k + n * KVH * Dh, src + n * W + H * Dh, sizeof(float) * KVH * Dh);
+    std::memcpy(v + n * KVH * Dh, src + n * W + (H + KVH) * Dh, sizeof(float) * KVH * Dh);
+  }
+  ops::rope_fast_fwd(rope, q, pos.i32(), d.B, d.Tq, H, Dh, q);
+  ops::rope_fast_fwd(rope, k, pos.i32(), d.B, d.Tq, KVH, Dh, k);
+  if (rg) {
+    record([qkv, pos, d, rope, qo = r.q.impl(), ko = r.k.impl(), vo = r.v.impl(), N, H, KVH, Dh, W] {
+      GradSink s = grad_sink(qkv);
+      float* dst = s.target.f32();
+      auto put = [&](VarImpl* part, int64_t heads, int64_t col, bool rotate) {
+        int64_t w = heads * Dh;
+        if (!part->grad.defined()) {
+          for (int64_t n = 0; n < N; ++n) std::memset(dst + n * W + col, 0, sizeof(float) * w);
+          return;
+        }
+        float* g = part->grad.f32();
+        if (rotate) ops::rope_fast_bwd(rope, g, pos.i32(), d.B, d.Tq, heads, Dh, g);
+        for (int64_t n = 0; n < N; ++n) std::memcpy(dst + n * W + col, g + n * w, sizeof(float) * w);
+        part->grad = Tensor();
+      };
+      put(qo, H, 0, true);
+      put(ko, KVH, H * Dh, true);
+      put(vo, KVH, (H + KVH) * Dh, false);
+      commit(qkv, s);
+    });
+  }
+  return r;
+}
+
+Var attention(const Var& q, const Var& k, const Var& v, const ops::AttentionDims& d, const ops::AttentionParams& p) {
+  Var o(Tensor::empty({d.B * d.Tq, d.H * d.Dh}), needs_grad({&q, &k, &v}));
+  Tensor lse = Tensor::empty({d.B, d.H, d.Tq});
+  ops::attention_plain_fwd(p, d, q.value().f32(), k.value().f32(), v.value().f32(), o.value().f32(), lse.f32());
+  if (o.requires_grad()) {
+    record([q, k, v, d, p, lse, out = o.impl()] {
+      if (!out->grad.defined()) return;
+      GradSink dq = grad_sink(q), dk = grad_sink(k), dv = grad_sink(v);
+      ops::attention_plain_bwd(p, d, q.value().f32(), k.value().f32(), v.value().f32(), out->value.f32(), lse.f32(),
+                               out->grad.f32(), dq.target.f32(), dk.target.f32(), dv.target.f32());
+      commit(q, dq);
+      commit(k, dk);
+      commit(v, dv);
+      release(out);
+    });
+  }
+  return o;
+}
+
+Var cross_entropy(const Var& logits, const Tensor& targets, const ops::CrossEntropyParams& p) {
+  int64_t N = logits.dim(0), V = logits.dim(1);
+  Tensor loss_rows = Tensor::empty({N}), lse = Tensor::empty({N});
+  ops::cross_entropy_fast_fwd(p, logits.value().f32(), targets.i32(), N, V, loss_rows.f32(), lse.f32());
+  double sum = 0.0;
+  int64_t count = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    if (targets.i32()[n] == p.ignore_index) continue;
+    sum += loss_rows.f32()[n];
+    ++count;
+  }
+  Var loss(Tensor::full({1}, count ? static_cast<float>(sum / count) : 0.0f), needs_grad({&logits}));
+  if (loss.requires_grad() && count > 0) {
+    record([logits, targets, lse, p, out = loss.impl(), N, V, count] {
+      Tensor d_rows = Tensor::full({N}, out->grad.f32()[0] / static_cast<float>(count));
+      // The logits are dead after this point: the backward runs in place over them
+      // when the logits have no gradient yet, saving an [N, V] buffer.
+      bool in_place = !logits.grad().defined();
+      Tensor d = in_place ? logits.value() : Tensor::empty(logits.shape());
+      ops::cross_entropy_fast_bwd(p, logits.value().f32(), targets.i32(), lse.f32(), d_rows.f32(), N, V, d.f32());
+      if (in_place) logits.impl()->grad = d;
+      else ops::add_fast_inplace(logits.grad().f32(), d.f32(), d.numel());
+      release(out);
+    });
+  }
+  return loss;
+}
+
+}  // namespace speedlm::ag

@@ -1,0 +1,28 @@
+// Decoding memory of one layer's mixer. Every kind reports its bytes and can be
+// snapshotted and restored (a recurrent state cannot be truncated like a KV cache,
+// so rollback is by snapshot).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace speedlm {
+
+enum class MemoryKind { GrowingKv, WindowKv, LatentKv, Recurrent };
+const char* memory_kind_name(MemoryKind kind);
+
+class MixerState {
+ public:
+  virtual ~MixerState() = default;
+  virtual MemoryKind kind() const = 0;
+  // Tokens seen so far (the absolute position of the next token).
+  virtual int64_t length() const = 0;
+  // Bytes of state held now (capacity actually allocated).
+  virtual size_t bytes() const = 0;
+  virtual std::unique_ptr<MixerState> snapshot() const = 0;
+  // Restores from a snapshot taken of a state of the same kind and shape.
+  virtual void restore(const MixerState& snap) = 0;
+};
+
+}  // namespace speedlm

@@ -1,0 +1,52 @@
+// The language model assembled from a ModelConfig: token embedding, n_layers pre-norm
+// blocks (x += mixer(rmsnorm(x)); x += swiglu_ffn(rmsnorm(x))), final norm, LM head
+// (tied to the embedding by default).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "memory/mixer_state.h"
+#include "models/config.h"
+#include "nn/mixer.h"
+
+namespace speedlm {
+
+// Decoding memory of the whole model: one state per layer, routed by mixer kind.
+struct ModelState {
+  std::vector<std::unique_ptr<MixerState>> layers;
+  int64_t length() const { return layers.empty() ? 0 : layers[0]->length(); }
+  size_t bytes() const;
+  ModelState snapshot() const;
+  void restore(const ModelState& snap);
+};
+
+class LanguageModel {
+ public:
+  explicit LanguageModel(ModelConfig cfg);
+  const ModelConfig& config() const { return cfg_; }
+  void init(uint64_t seed);
+  // Parameters in a stable order (the order of checkpoints and optimizer state).
+  const nn::ParamList& params() const { return params_; }
+  int64_t num_params() const;
+
+  // ids: [B, T] i32 -> logits [B*T, V]. With a state the tokens continue it (inference).
+  ag::Var forward(const Tensor& ids, ModelState* state = nullptr);
+  // Logits of only the last position of each sequence: [B, V] (prefill/decode).
+  Tensor forward_last(const Tensor& ids, ModelState& state);
+  ModelState make_state(int64_t batch) const;
+
+ private:
+  struct Block {
+    ag::Var norm1, norm2;
+    std::unique_ptr<nn::Mixer> mixer;
+    ag::Var w_gate_up, w_down;  // [2F, D], [D, F]
+  };
+  ag::Var hidden(const Tensor& ids, ModelState* state);
+  ModelConfig cfg_;
+  ag::Var tok_emb_, norm_f_, lm_head_;
+  std::vector<Block> blocks_;
+  nn::ParamList params_;
+};
+
+}  // namespace speedlm

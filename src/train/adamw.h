@@ -1,0 +1,41 @@
+// AdamW (Loshchilov & Hutter), as torch.optim.AdamW computes it:
+//   p *= 1 - lr * wd                  (decoupled decay, only on params with decay = true)
+//   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+//   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+// plus global-norm gradient clipping (clip_grad_norm_: g *= c / (||g|| + 1e-6) when ||g|| > c).
+#pragma once
+
+#include <vector>
+
+#include "nn/param.h"
+
+namespace speedlm {
+
+struct AdamWParams {
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
+};
+
+class AdamW {
+ public:
+  AdamW(const nn::ParamList& params, AdamWParams p);
+  void step(double lr);
+  void zero_grad();
+  int64_t steps_taken() const { return t_; }
+  void set_steps_taken(int64_t t) { t_ = t; }
+  // Moment buffers, one pair per parameter in params order.
+  std::vector<Tensor>& m() { return m_; }
+  std::vector<Tensor>& v() { return v_; }
+
+ private:
+  nn::ParamList params_;
+  AdamWParams p_;
+  std::vector<Tensor> m_, v_;
+  int64_t t_ = 0;
+};
+
+// Global L2 norm of all gradients (missing gradients count as zero).
+double grad_norm(const nn::ParamList& params);
+// Scales gradients so their global norm is at most max_norm; returns the norm before clipping.
+double clip_grad_norm(const nn::ParamList& params, double max_norm);
+
+}  // namespace speedlm
