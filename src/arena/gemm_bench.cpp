@@ -5,18 +5,24 @@
 #include "core/rng.h"
 #include "ops/linalg/gemm/gemm.h"
 #include "speedlm/speedlm.h"
+#include "speedlm/tensor.h"
 
 namespace speedlm {
 
 namespace {
 
-// GFLOP/s of C = A B^T (the Linear layer's shape: weights stored [N, K]) over ~`seconds`.
-double time_gemm(int64_t M, int64_t N, int64_t K, double seconds) {
+// GFLOP/s of C = A B^T (the Linear layer's shape: weights stored [N, K]) over ~`seconds`,
+// with f32 operands or (bf16 = true) bf16 operands and f32 accumulation.
+double time_gemm(int64_t M, int64_t N, int64_t K, double seconds, bool bf16 = false) {
   Tensor a = Tensor::empty({M, K}), b = Tensor::empty({N, K}), c = Tensor::empty({M, N});
   Rng rng(1);
   for (Tensor* t : {&a, &b})
     for (int64_t i = 0; i < t->numel(); ++i) t->f32()[i] = rng.uniform() - 0.5f;
-  auto run = [&] { ops::gemm(false, true, M, N, K, 1.0f, a.f32(), K, b.f32(), K, 0.0f, c.f32(), N); };
+  Tensor a16 = a.to(DType::BF16), b16 = b.to(DType::BF16);
+  auto run = [&] {
+    if (bf16) ops::gemm_bf16(false, true, M, N, K, 1.0f, a16.bf16(), K, b16.bf16(), K, 0.0f, c.f32(), N);
+    else ops::gemm(false, true, M, N, K, 1.0f, a.f32(), K, b.f32(), K, 0.0f, c.f32(), N);
+  };
   run();  // creates and caches the primitive
   using Clock = std::chrono::steady_clock;
   int64_t calls = 0;
@@ -55,6 +61,7 @@ Result<std::vector<GemmBenchRow>> bench_gemm(const std::vector<int64_t>& sizes, 
     }
   }
   ops::set_gemm_backend(saved_backend);
+  for (int64_t n : sizes) rows.push_back({"onednn-bf16", n, n, n, num_threads(), time_gemm(n, n, n, seconds, true)});
   set_num_threads(saved);
   return rows;
 }

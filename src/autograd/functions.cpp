@@ -34,9 +34,46 @@ void release(VarImpl* out) { out->grad = Tensor(); }
 
 }  // namespace
 
+namespace {
+
+Tensor to_bf16(const Tensor& t) {
+  Tensor r = Tensor::empty(t.shape(), DType::BF16);
+  ops::convert_to_bf16(t.f32(), t.numel(), r.bf16());
+  return r;
+}
+
+// x: [N, Din] -> y: [N, Dout] with bf16 operands, f32 accumulation. The backward keeps
+// the bf16 copies of x and W (half the activation memory of the f32 path).
+Var linear_bf16(const Var& x, const Var& w) {
+  int64_t N = x.dim(0), Din = x.dim(1), Dout = w.dim(0);
+  Var y(Tensor::empty({N, Dout}), needs_grad({&x, &w}));
+  Tensor x16 = to_bf16(x.value()), w16 = w.value_bf16();
+  ops::gemm_bf16(false, true, N, Dout, Din, 1.0f, x16.bf16(), Din, w16.bf16(), Din, 0.0f, y.value().f32(), Dout);
+  if (y.requires_grad()) {
+    record([x, w, x16, w16, out = y.impl(), N, Din, Dout] {
+      if (!out->grad.defined()) return;
+      Tensor dy16 = to_bf16(out->grad);
+      release(out);
+      if (w.requires_grad())
+        ops::gemm_bf16(true, false, Dout, Din, N, 1.0f, dy16.bf16(), Dout, x16.bf16(), Din, 1.0f,
+                       w.grad_buffer().f32(), Din);
+      if (x.requires_grad()) {
+        bool fresh = !x.grad().defined();
+        if (fresh) x.impl()->grad = Tensor::empty(x.shape());
+        ops::gemm_bf16(false, false, N, Din, Dout, 1.0f, dy16.bf16(), Dout, w16.bf16(), Din, fresh ? 0.0f : 1.0f,
+                       x.grad().f32(), Din);
+      }
+    });
+  }
+  return y;
+}
+
+}  // namespace
+
 Var linear(const Var& x, const Var& w) {
   int64_t N = x.dim(0), Din = x.dim(1), Dout = w.dim(0);
   SPEEDLM_ASSERT(w.dim(1) == Din, "linear: x {} vs w {}", shape_str(x.shape()), shape_str(w.shape()));
+  if (matmul_precision() == MatmulPrecision::Bf16 && N > 1) return linear_bf16(x, w);
   Var y(Tensor::empty({N, Dout}), needs_grad({&x, &w}));
   ops::gemm(false, true, N, Dout, Din, 1.0f, x.value().f32(), Din, w.value().f32(), Din, 0.0f, y.value().f32(), Dout);
   if (y.requires_grad()) {
@@ -49,9 +86,10 @@ Var linear(const Var& x, const Var& w) {
       }
       if (x.requires_grad()) {
         bool fresh = !x.grad().defined();
+        if (fresh) x.impl()->grad = Tensor::empty(x.shape());
         // dx (+)= dy W
         ops::gemm(false, false, N, Din, Dout, 1.0f, dy, Dout, w.value().f32(), Din, fresh ? 0.0f : 1.0f,
-                  fresh ? (x.impl()->grad = Tensor::empty(x.shape())).f32() : x.grad().f32(), Din);
+                  x.grad().f32(), Din);
       }
       release(out);
     });

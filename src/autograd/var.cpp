@@ -1,5 +1,7 @@
 #include "autograd/var.h"
 
+#include "ops/linalg/gemm/gemm.h"
+
 namespace speedlm::ag {
 
 namespace {
@@ -18,6 +20,20 @@ Tensor& Var::grad_buffer() const {
 }
 
 bool grad_enabled() { return g_grad_enabled; }
+
+namespace {
+MatmulPrecision g_matmul_precision = MatmulPrecision::F32;
+}
+void set_matmul_precision(MatmulPrecision p) { g_matmul_precision = p; }
+MatmulPrecision matmul_precision() { return g_matmul_precision; }
+
+const Tensor& Var::value_bf16() const {
+  if (!impl_->value_bf16.defined()) {
+    impl_->value_bf16 = Tensor::empty(impl_->value.shape(), DType::BF16);
+    ops::convert_to_bf16(impl_->value.f32(), impl_->value.numel(), impl_->value_bf16.bf16());
+  }
+  return impl_->value_bf16;
+}
 
 NoGradGuard::NoGradGuard() : saved_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = saved_; }

@@ -17,6 +17,7 @@ struct VarImpl {
   Tensor value;
   Tensor grad;  // allocated (zeroed) on first accumulation
   bool requires_grad = false;
+  Tensor value_bf16;  // bf16 copy of value for bf16 matmuls; dropped whenever value changes
 };
 
 class Var {
@@ -33,12 +34,22 @@ class Var {
   const Shape& shape() const { return impl_->value.shape(); }
   int64_t dim(int i) const { return impl_->value.dim(i); }
   VarImpl* impl() const { return impl_.get(); }
+  // The bf16 copy of the value, made on first use after each change.
+  const Tensor& value_bf16() const;
+  // Call after writing to value() in place (optimizer steps, loading weights).
+  void value_changed() const { impl_->value_bf16 = Tensor(); }
 
  private:
   std::shared_ptr<VarImpl> impl_;
 };
 
 bool grad_enabled();
+
+// Precision of the GEMMs inside linear(): F32, or Bf16 operands with f32 accumulation
+// (weights keep f32 master copies; the optimizer works in f32).
+enum class MatmulPrecision { F32, Bf16 };
+void set_matmul_precision(MatmulPrecision p);
+MatmulPrecision matmul_precision();
 
 class NoGradGuard {
  public:

@@ -39,6 +39,7 @@ void AdamW::step(double lr) {
         p[j] = p[j] * decay - step_size * m[j] / denom;
       }
     });
+    var.value_changed();
   }
 }
 

@@ -72,7 +72,9 @@ Result<TrainReport> train(const TrainOptions& opt) {
     SPEEDLM_TRY(b);
     ops::set_gemm_backend(*b);
   }
-  if (opt.precision != "fp32") return Status::errorf("train", "--precision = '{}': expected fp32", opt.precision);
+  if (opt.precision != "fp32" && opt.precision != "bf16")
+    return Status::errorf("train", "--precision = '{}': expected fp32 or bf16", opt.precision);
+  ag::set_matmul_precision(opt.precision == "bf16" ? ag::MatmulPrecision::Bf16 : ag::MatmulPrecision::F32);
   if (opt.out_dir.empty()) return Status::error("train", "--out is empty");
   auto data = load_dataset(opt.data_dir);
   SPEEDLM_TRY(data);

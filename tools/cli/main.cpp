@@ -107,7 +107,7 @@ const std::vector<Command>& commands() {
         {"threads", ArgKind::Int, "0", "worker threads (0: all cores)"},
         {"time-budget", ArgKind::Float, "0", "stop after this many seconds of training (0: off)"},
         {"eval-every-seconds", ArgKind::Float, "0", "validate every this many training seconds (0: by steps)"},
-        {"precision", ArgKind::String, "fp32", "compute precision: fp32"},
+        {"precision", ArgKind::String, "fp32", "matmul precision: fp32, or bf16 (bf16 operands, f32 accumulation and master weights)"},
         {"gemm", ArgKind::String, "", "GEMM backend: onednn or openblas (default onednn)"},
         {"report", ArgKind::String, "", "write a JSON summary (tokens/s, MFU, validation curve) here"},
         {"quiet", ArgKind::Flag, "", "no progress output"}},

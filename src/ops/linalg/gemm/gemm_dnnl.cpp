@@ -12,7 +12,7 @@ namespace speedlm::ops {
 
 namespace {
 
-using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, float>;
+using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, float, bool>;
 
 dnnl::engine& cpu_engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
@@ -30,10 +30,11 @@ const Cached& lookup(const Key& key) {
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  auto [ta, tb, M, N, K, lda, ldb, ldc, alpha, beta] = key;
+  auto [ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, bf16] = key;
   using dt = dnnl::memory::data_type;
-  dnnl::memory::desc a({M, K}, dt::f32, ta ? dnnl::memory::dims{1, lda} : dnnl::memory::dims{lda, 1});
-  dnnl::memory::desc b({K, N}, dt::f32, tb ? dnnl::memory::dims{1, ldb} : dnnl::memory::dims{ldb, 1});
+  dt in = bf16 ? dt::bf16 : dt::f32;
+  dnnl::memory::desc a({M, K}, in, ta ? dnnl::memory::dims{1, lda} : dnnl::memory::dims{lda, 1});
+  dnnl::memory::desc b({K, N}, in, tb ? dnnl::memory::dims{1, ldb} : dnnl::memory::dims{ldb, 1});
   dnnl::memory::desc c({M, N}, dt::f32, dnnl::memory::dims{ldc, 1});
   dnnl::primitive_attr attr;
   if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
@@ -46,18 +47,28 @@ const Cached& lookup(const Key& key) {
   return cache.emplace(key, Cached{dnnl::matmul(pd), a, b, c}).first->second;
 }
 
+void execute(const Key& key, const void* A, const void* B, float* C) {
+  const Cached& p = lookup(key);
+  thread_local dnnl::stream stream(cpu_engine());
+  dnnl::engine& eng = cpu_engine();
+  dnnl::memory a(p.a, eng, const_cast<void*>(A));
+  dnnl::memory b(p.b, eng, const_cast<void*>(B));
+  dnnl::memory c(p.c, eng, C);
+  p.prim.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+  stream.wait();
+}
+
 }  // namespace
 
 void gemm_dnnl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  const Cached& p = lookup(Key{trans_a, trans_b, M, N, K, lda, ldb, ldc, alpha, beta});
-  thread_local dnnl::stream stream(cpu_engine());
-  dnnl::engine& eng = cpu_engine();
-  dnnl::memory a(p.a, eng, const_cast<float*>(A));
-  dnnl::memory b(p.b, eng, const_cast<float*>(B));
-  dnnl::memory c(p.c, eng, C);
-  p.prim.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
-  stream.wait();
+  execute(Key{trans_a, trans_b, M, N, K, lda, ldb, ldc, alpha, beta, false}, A, B, C);
+}
+
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+               int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  execute(Key{trans_a, trans_b, M, N, K, lda, ldb, ldc, alpha, beta, true}, A, B, C);
 }
 
 }  // namespace speedlm::ops
