@@ -23,8 +23,8 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
 // safetensors dtypes speedlm does not load (research/evaluation.md §4.1).
 const std::set<std::string, std::less<>> kUnsupportedDtypes = {
-    "BOOL", "U8",          "I8",          "I16",     "U16", "U32",     "I64",     "U64", "F64",
-    "C64",  "F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2"};
+    "BOOL", "U8", "I8", "I16", "U16", "U32", "I64", "U64", "F64", "C64", "F8_E4M3", "F8_E5M2",
+    "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2"};
 
 template <typename... Args>
 Status fail(const std::string& origin, fmt::format_string<Args...> f, Args&&... args) {
