@@ -1,50 +1,28 @@
 // Byte-level BPE: pre-tokenizer chunks, training against a naive reference, exact
 // round-trips of arbitrary bytes, tokenizer.json save/load and its error messages.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "core/rng.h"
-#include "io/file.h"
 #include "io/tokenizer/bpe_tokenizer.h"
 #include "io/tokenizer/pretokenize.h"
+#include "testing/generated_text.h"
 
 namespace speedlm::io {
 namespace {
 
 using Merge = BpeTokenizer::Merge;
+using speedlm::test_util::english_text;
+using speedlm::test_util::TempDir;
 
 std::vector<std::string> chunks_of(std::string_view text) {
   std::vector<std::string> out;
   for_each_chunk(text, [&](std::string_view c) { out.emplace_back(c); });
   return out;
-}
-
-// English-like text: sentences of common words with capitals, punctuation and numbers.
-std::string english_text(int64_t sentences, uint64_t seed) {
-  static const char* kWords[] = {"the",   "and",   "of",     "to",    "that",   "in",    "he",    "shall",
-                                 "unto",  "for",   "his",    "they",  "said",   "be",    "is",    "with",
-                                 "all",   "not",   "him",    "them",  "people", "house", "land",  "king",
-                                 "came",  "which", "before", "there", "hundred", "water", "light", "evening"};
-  Rng rng(seed);
-  std::string text;
-  for (int64_t s = 0; s < sentences; ++s) {
-    const int64_t len = 4 + static_cast<int64_t>(rng.below(12));
-    for (int64_t w = 0; w < len; ++w) {
-      std::string word = kWords[rng.below(std::size(kWords))];
-      if (w == 0) word[0] = static_cast<char>(word[0] - 'a' + 'A');
-      text += word;
-      if (rng.below(10) == 0) text += ",";
-      if (rng.below(25) == 0) text.append(" ").append(std::to_string(rng.below(100000)));
-      text += w + 1 < len ? " " : (rng.below(3) == 0 ? ".\n" : ". ");
-    }
-  }
-  return text;
 }
 
 std::string random_bytes(Rng& rng, size_t n) {
@@ -111,22 +89,6 @@ std::vector<int32_t> naive_encode(const BpeTokenizer& tok, std::string_view text
   });
   return out;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = std::filesystem::path(::testing::TempDir()) /
-            ("speedlm_bpe_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 BpeTokenizer trained(int32_t vocab, const std::vector<std::string>& specials = {}) {
   Result<BpeTokenizer> tok = BpeTokenizer::train(english_text(400, 1), vocab, specials);
