@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -336,6 +337,7 @@ TEST(Kjv, PreparesTheBible) {
   const double val_share = static_cast<double>(meta->val_bytes) / static_cast<double>(text.size());
   EXPECT_GT(val_share, 0.04);
   EXPECT_LT(val_share, 0.06);
+  std::printf("KJV: prepare_dataset with vocab 4096 took %.2f s\n", seconds);
 #ifdef NDEBUG
   EXPECT_LT(seconds, 30.0) << "tokenizer training and encoding of the KJV should take seconds";
 #endif

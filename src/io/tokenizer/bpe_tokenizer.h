@@ -58,6 +58,7 @@ class BpeTokenizer {
   // Appends a special token; returns its id.
   Result<int32_t> add_special_token(std::string name);
 
+  // encode and decode keep no state between calls: safe from several threads at once.
   std::vector<int32_t> encode(std::string_view bytes) const;
   // Fails on an id outside [0, vocab_size) (naming its position and value).
   Result<std::string> decode(std::span<const int32_t> ids) const;
