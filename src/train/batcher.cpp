@@ -4,7 +4,7 @@
 
 #include "core/rng.h"
 
-namespace speedlm::train {
+namespace speedlm::data {
 
 namespace {
 
@@ -65,4 +65,4 @@ Result<std::vector<Batch>> eval_batches(std::span<const int32_t> tokens, int64_t
   return out;
 }
 
-}  // namespace speedlm::train
+}  // namespace speedlm::data

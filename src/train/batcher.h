@@ -8,7 +8,7 @@
 #include "speedlm/status.h"
 #include "speedlm/tensor.h"
 
-namespace speedlm::train {
+namespace speedlm::data {
 
 // targets[b, t] is the token after inputs[b, t], or ignore_index where there is none
 // (padding in the last evaluation window).
@@ -53,4 +53,4 @@ class Batcher {
 Result<std::vector<Batch>> eval_batches(std::span<const int32_t> tokens, int64_t batch, int64_t seq_len,
                                         int32_t ignore_index = -100);
 
-}  // namespace speedlm::train
+}  // namespace speedlm::data

@@ -2,9 +2,9 @@
 
 #include <optional>
 
-#include "io/file.h"
+#include "io/atomic_file.h"
 
-namespace speedlm::train {
+namespace speedlm::data {
 
 namespace {
 
@@ -82,11 +82,11 @@ Result<std::string> clean_kjv_text(std::string_view raw, std::string_view source
 }
 
 Status prepare_kjv_corpus(const std::string& raw_path, const std::string& text_path) {
-  Result<std::string> raw = io::read_file(raw_path, kWhere);
+  Result<std::string> raw = io::read_file(raw_path);
   if (!raw) return raw.status();
   Result<std::string> clean = clean_kjv_text(*raw, raw_path);
   if (!clean) return clean.status();
-  return io::write_file_atomic(text_path, *clean, kWhere);
+  return io::write_file_atomic(text_path, *clean);
 }
 
 Status split_check(const SplitOptions& opt) {
@@ -109,4 +109,4 @@ TextSplit split_train_val(std::string_view text, const SplitOptions& opt) {
   return out;
 }
 
-}  // namespace speedlm::train
+}  // namespace speedlm::data

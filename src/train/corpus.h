@@ -13,7 +13,7 @@
 
 #include "speedlm/status.h"
 
-namespace speedlm::train {
+namespace speedlm::data {
 
 // Cleans raw `bible` output. The result has, per chapter: the heading line as it was
 // ("Genesis 1"), then one line per verse: the verse text with its leading "  N " number
@@ -45,4 +45,4 @@ Status split_check(const SplitOptions& opt);
 // Requires split_check(opt) to pass.
 TextSplit split_train_val(std::string_view text, const SplitOptions& opt = {});
 
-}  // namespace speedlm::train
+}  // namespace speedlm::data

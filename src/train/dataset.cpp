@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
-#include "io/file.h"
+#include "io/atomic_file.h"
 
-namespace speedlm::train {
+namespace speedlm::data {
 
 namespace {
 
@@ -25,11 +25,11 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 Status write_ids(const std::string& path, const std::vector<int32_t>& ids) {
   return io::write_file_atomic(
-      path, std::string_view(reinterpret_cast<const char*>(ids.data()), ids.size() * sizeof(int32_t)), kWhere);
+      path, std::string_view(reinterpret_cast<const char*>(ids.data()), ids.size() * sizeof(int32_t)));
 }
 
 Result<std::vector<int32_t>> read_ids(const std::string& path, int64_t expected_count, int64_t vocab_size) {
-  Result<std::string> bytes = io::read_file(path, kWhere);
+  Result<std::string> bytes = io::read_file(path);
   if (!bytes) return bytes.status();
   if (bytes->size() % sizeof(int32_t) != 0)
     return Status::errorf(kWhere, "{}: size {} bytes is not a multiple of 4 (truncated file?)", path, bytes->size());
@@ -46,7 +46,7 @@ Result<std::vector<int32_t>> read_ids(const std::string& path, int64_t expected_
 }
 
 Result<DatasetMeta> parse_meta(const std::string& path) {
-  Result<std::string> text = io::read_file(path, kWhere);
+  Result<std::string> text = io::read_file(path);
   if (!text) return text.status();
   json j;
   try {
@@ -83,7 +83,7 @@ Result<DatasetMeta> parse_meta(const std::string& path) {
 Result<DatasetMeta> prepare_dataset(const std::string& text_path, const std::string& out_dir, int32_t vocab_size,
                                     const SplitOptions& split) {
   SPEEDLM_TRY(split_check(split));
-  Result<std::string> text = io::read_file(text_path, kWhere);
+  Result<std::string> text = io::read_file(text_path);
   if (!text) return text.status();
   TextSplit parts = split_train_val(*text, split);
   if (parts.train.empty() || parts.val.empty())
@@ -124,7 +124,7 @@ Result<DatasetMeta> prepare_dataset(const std::string& text_path, const std::str
   const json j = {{"vocab_size", meta.vocab_size},   {"train_tokens", meta.train_tokens},
                   {"val_tokens", meta.val_tokens},   {"train_bytes", meta.train_bytes},
                   {"val_bytes", meta.val_bytes},     {"source", meta.source}};
-  SPEEDLM_TRY(io::write_file_atomic(dir / kMetaFile, j.dump(1) + "\n", kWhere));
+  SPEEDLM_TRY(io::write_file_atomic(dir / kMetaFile, j.dump(1) + "\n"));
   return meta;
 }
 
@@ -144,4 +144,4 @@ Result<Dataset> load_dataset(const std::string& dir) {
   return Dataset{std::move(*tok), std::move(*train), std::move(*val), std::move(*meta)};
 }
 
-}  // namespace speedlm::train
+}  // namespace speedlm::data

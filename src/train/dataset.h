@@ -15,7 +15,7 @@
 #include "speedlm/status.h"
 #include "train/corpus.h"
 
-namespace speedlm::train {
+namespace speedlm::data {
 
 inline constexpr const char* kTokenizerFile = "tokenizer.json";
 inline constexpr const char* kTrainFile = "train.bin";
@@ -48,4 +48,4 @@ Result<DatasetMeta> prepare_dataset(const std::string& text_path, const std::str
 // and as many as meta.json says, and that every id is below the tokenizer's vocab_size.
 Result<Dataset> load_dataset(const std::string& dir);
 
-}  // namespace speedlm::train
+}  // namespace speedlm::data

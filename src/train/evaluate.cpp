@@ -1,38 +1,58 @@
 #include "train/evaluate.h"
 
-#include <algorithm>
 #include <cmath>
 
 #include "autograd/functions.h"
+#include "core/parallel.h"
+#include "speedlm/speedlm.h"
+#include "train/batcher.h"
+#include "train/checkpoint.h"
+#include "train/dataset.h"
 
 namespace speedlm {
 
 EvalResult evaluate_bpb(LanguageModel& model, std::span<const int32_t> val, int64_t val_bytes, int64_t seq_len,
                         int64_t batch, int64_t max_tokens) {
   ag::NoGradGuard guard;
-  int64_t windows = (static_cast<int64_t>(val.size()) - 1) / seq_len;
-  if (max_tokens > 0) windows = std::min(windows, std::max<int64_t>(1, max_tokens / seq_len));
-  double nats = 0.0;
-  int64_t tokens = 0;
-  for (int64_t w0 = 0; w0 < windows; w0 += batch) {
-    int64_t B = std::min(batch, windows - w0);
-    Tensor x = Tensor::empty({B, seq_len}, DType::I32), y = Tensor::empty({B * seq_len}, DType::I32);
-    for (int64_t b = 0; b < B; ++b) {
-      const int32_t* src = val.data() + (w0 + b) * seq_len;
-      std::copy_n(src, seq_len, x.i32() + b * seq_len);
-      std::copy_n(src + 1, seq_len, y.i32() + b * seq_len);
-    }
-    ag::Var loss = ag::cross_entropy(model.forward(x), y, ops::CrossEntropyParams{});
-    nats += static_cast<double>(loss.value().f32()[0]) * static_cast<double>(B * seq_len);
-    tokens += B * seq_len;
-  }
   EvalResult r;
-  r.tokens = tokens;
-  if (tokens == 0) return r;
-  r.loss = nats / static_cast<double>(tokens);
-  double bytes = static_cast<double>(val_bytes) * static_cast<double>(tokens) / static_cast<double>(val.size());
+  std::span<const int32_t> part = val;
+  if (max_tokens > 0 && static_cast<int64_t>(val.size()) > max_tokens + 1) part = val.first(max_tokens + 1);
+  auto batches = data::eval_batches(part, batch, seq_len);
+  if (!batches) return r;
+  double nats = 0.0;
+  for (const data::Batch& b : *batches) {
+    ag::Var loss = ag::cross_entropy(model.forward(b.inputs), b.targets.reshape({b.targets.numel()}), {});
+    nats += static_cast<double>(loss.value().f32()[0]) * static_cast<double>(b.num_targets);
+    r.tokens += b.num_targets;
+  }
+  if (r.tokens == 0) return r;
+  r.loss = nats / static_cast<double>(r.tokens);
+  // The targets cover their share of the split's bytes.
+  double bytes = static_cast<double>(val_bytes) * static_cast<double>(r.tokens) / static_cast<double>(val.size() - 1);
   r.bpb = nats / std::log(2.0) / bytes;
   return r;
+}
+
+Result<EvalReport> evaluate(const std::string& model_dir, const std::string& data_dir, int64_t max_tokens,
+                            int threads) {
+  if (threads > 0) set_num_threads(threads);
+  if (max_tokens < 0) return Status::errorf("eval", "--max-tokens = {}: must be >= 0", max_tokens);
+  auto loaded = load_model_dir(model_dir);
+  SPEEDLM_TRY(loaded);
+  auto ds = data::load_dataset(data_dir);
+  SPEEDLM_TRY(ds);
+  if (ds->tokenizer.to_json() != loaded->tokenizer.to_json())
+    return Status::errorf("eval", "{} was tokenized with another tokenizer than the model in {}", data_dir, model_dir);
+  const TrainConfig& tc = loaded->train_config;
+  EvalResult r = evaluate_bpb(*loaded->model, ds->val, ds->meta.val_bytes, tc.seq_len, tc.batch_size, max_tokens);
+  return EvalReport{r.bpb, r.loss, r.tokens};
+}
+
+Status prepare_data(const PrepareDataOptions& opt) {
+  if (opt.vocab_size < 257 || opt.vocab_size > io::BpeTokenizer::kMaxVocabSize)
+    return Status::errorf("prepare-data", "--vocab-size = {}: must be in [257, {}]", opt.vocab_size,
+                          io::BpeTokenizer::kMaxVocabSize);
+  return data::prepare_dataset(opt.text_path, opt.out_dir, static_cast<int32_t>(opt.vocab_size)).status();
 }
 
 }  // namespace speedlm

@@ -1,4 +1,4 @@
-// speedlm::train: the training loop behind `speedlm train`.
+// speedlm::data: the training loop behind `speedlm train`.
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -36,7 +36,7 @@ struct Setup {
   std::unique_ptr<LanguageModel> model;
 };
 
-Result<Setup> setup_model(const TrainOptions& opt, const Dataset& data) {
+Result<Setup> setup_model(const TrainOptions& opt, const data::Dataset& data) {
   Setup s;
   if (opt.resume) {
     auto loaded = load_model_dir(opt.out_dir);
@@ -76,9 +76,9 @@ Result<TrainReport> train(const TrainOptions& opt) {
     return Status::errorf("train", "--precision = '{}': expected fp32 or bf16", opt.precision);
   ag::set_matmul_precision(opt.precision == "bf16" ? ag::MatmulPrecision::Bf16 : ag::MatmulPrecision::F32);
   if (opt.out_dir.empty()) return Status::error("train", "--out is empty");
-  auto data = load_dataset(opt.data_dir);
-  SPEEDLM_TRY(data);
-  auto setup = setup_model(opt, *data);
+  auto ds = data::load_dataset(opt.data_dir);
+  SPEEDLM_TRY(ds);
+  auto setup = setup_model(opt, *ds);
   SPEEDLM_TRY(setup);
   LanguageModel& model = *setup->model;
   const TrainConfig& tc = setup->tc;
@@ -86,8 +86,10 @@ Result<TrainReport> train(const TrainOptions& opt) {
   AdamW adam(model.params(), AdamWParams{tc.beta1, tc.beta2, tc.eps, tc.weight_decay});
   TrainerState state;
   if (opt.resume) SPEEDLM_TRY(load_training_state(opt.out_dir, model, adam, state));
-  Batcher batcher(data->train, tc.batch_size, tc.seq_len, tc.seed);
-  batcher.set_step(state.batcher_step);
+  auto made = data::Batcher::create(ds->train, tc.batch_size, tc.seq_len, tc.seed);
+  SPEEDLM_TRY(made);
+  data::Batcher& batcher = *made;
+  batcher.set_step(static_cast<uint64_t>(state.batcher_step));
 
   TrainReport report;
   report.params = model.num_params();
@@ -100,7 +102,7 @@ Result<TrainReport> train(const TrainOptions& opt) {
              state.step, tc.steps, tokens_per_step);
 
   auto run_eval = [&](double train_s) {
-    EvalResult r = evaluate_bpb(model, data->val, data->val_bytes, tc.seq_len, tc.batch_size, tc.eval_tokens);
+    EvalResult r = evaluate_bpb(model, ds->val, ds->meta.val_bytes, tc.seq_len, tc.batch_size, tc.eval_tokens);
     report.curve.push_back({train_s, r.bpb});
     report.final_val_bpb = r.bpb;
     if (!opt.quiet)
@@ -108,8 +110,8 @@ Result<TrainReport> train(const TrainOptions& opt) {
                state.step, r.loss, r.bpb, r.tokens, train_s);
   };
   auto save = [&]() -> Status {
-    state.batcher_step = batcher.step();
-    return save_checkpoint(opt.out_dir, model, tc, data->tokenizer, &adam, state);
+    state.batcher_step = static_cast<int64_t>(batcher.step());
+    return save_checkpoint(opt.out_dir, model, tc, ds->tokenizer, &adam, state);
   };
 
   double train_s = 0.0, last_eval_s = 0.0;
@@ -120,7 +122,7 @@ Result<TrainReport> train(const TrainOptions& opt) {
   const int64_t first_step = state.step;
   while (state.step < tc.steps) {
     Clock::time_point t0 = Clock::now();
-    Batch batch = batcher.next();
+    data::Batch batch = batcher.next();
     ag::Var loss = ag::cross_entropy(model.forward(batch.inputs), batch.targets.reshape({tokens_per_step}), {});
     ag::backward(loss);
     double norm = clip_grad_norm(model.params(), tc.grad_clip);

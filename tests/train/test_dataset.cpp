@@ -13,13 +13,13 @@
 #include <string>
 #include <vector>
 
-#include "io/file.h"
+#include "io/atomic_file.h"
 #include "testing/generated_text.h"
 #include "train/batcher.h"
 #include "train/corpus.h"
 #include "train/dataset.h"
 
-namespace speedlm::train {
+namespace speedlm::data {
 namespace {
 
 using test_util::english_text;
@@ -104,7 +104,7 @@ TEST(Corpus, PrepareKjvCorpusWritesCleanText) {
   TempDir dir;
   write(dir.file("raw.txt"), "\nPsalms 117\n\n  1 O praise the LORD, all ye nations:\npraise him.\n");
   ASSERT_TRUE(prepare_kjv_corpus(dir.file("raw.txt"), dir.file("kjv.txt")).is_ok());
-  EXPECT_EQ(io::read_file(dir.file("kjv.txt"), "test").value(), "Psalms 117\nO praise the LORD, all ye nations: praise him.\n");
+  EXPECT_EQ(io::read_file(dir.file("kjv.txt")).value(), "Psalms 117\nO praise the LORD, all ye nations: praise him.\n");
   expect_error(prepare_kjv_corpus(dir.file("missing.txt"), dir.file("out.txt")), {"missing.txt", "cannot open"});
 }
 
@@ -182,7 +182,7 @@ class DatasetErrors : public ::testing::Test {
     ASSERT_TRUE(meta.is_ok()) << meta.status().message();
   }
   std::string file(const char* name) const { return (dir_.path() / "ds" / name).string(); }
-  std::string read(const char* name) const { return io::read_file(file(name), "test").value(); }
+  std::string read(const char* name) const { return io::read_file(file(name)).value(); }
   TempDir dir_;
 };
 
@@ -323,7 +323,7 @@ TEST(Kjv, PreparesTheBible) {
   const std::string script = std::string(SPEEDLM_SOURCE_DIR) + "/scripts/prepare_corpus.sh";
   ASSERT_EQ(std::system((script + " " + dir.file("kjv_raw.txt")).c_str()), 0);
   ASSERT_TRUE(prepare_kjv_corpus(dir.file("kjv_raw.txt"), dir.file("kjv.txt")).is_ok());
-  const std::string text = io::read_file(dir.file("kjv.txt"), "test").value();
+  const std::string text = io::read_file(dir.file("kjv.txt")).value();
   EXPECT_EQ(text.rfind("Genesis 1\nIn the beginning God created the heaven and the earth.\n", 0), 0u);
   EXPECT_NE(text.find("\n\nRevelation 22\n"), std::string::npos);
   EXPECT_GT(text.size(), 4'000'000u);
@@ -347,4 +347,4 @@ TEST(Kjv, PreparesTheBible) {
 }
 
 }  // namespace
-}  // namespace speedlm::train
+}  // namespace speedlm::data

@@ -3,7 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "io/file.h"
+#include "io/atomic_file.h"
 #include "io/tokenizer/bpe_tokenizer.h"
 
 namespace speedlm::io {
@@ -95,10 +95,10 @@ Result<BpeTokenizer> BpeTokenizer::from_json(std::string_view json_text, std::st
   return build(std::move(merges), std::move(specials), source);
 }
 
-Status BpeTokenizer::save(const std::string& path) const { return write_file_atomic(path, to_json(), kWhere); }
+Status BpeTokenizer::save(const std::string& path) const { return write_file_atomic(path, to_json()); }
 
 Result<BpeTokenizer> BpeTokenizer::load(const std::string& path) {
-  Result<std::string> text = read_file(path, kWhere);
+  Result<std::string> text = read_file(path);
   if (!text) return text.status();
   return from_json(*text, path);
 }

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# End-to-end CLI checks: a tiny model is prepared, trained, resumed, evaluated and sampled;
+# bad flags, missing files, bad configs and corrupt or truncated checkpoints must give a
+# one-line "error: [...]" message and exit status 1, never a crash.
+set -uo pipefail
+BIN=$1
+SRC=$2
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+failures=0
+
+expect_error() {  # expect_error "<substring>" cmd...
+  local want=$1; shift
+  local out rc
+  out=$("$@" 2>&1 >/dev/null); rc=$?
+  if [ "$rc" -ne 1 ] || [ "$(printf '%s\n' "$out" | grep -c .)" -ne 1 ] || [[ "$out" != error:* ]] || [[ "$out" != *"$want"* ]]; then
+    echo "FAIL: '$*' exited $rc with: $out (wanted one 'error:' line containing '$want')"
+    failures=$((failures + 1))
+  else
+    echo "ok: $* -> $out"
+  fi
+}
+expect_ok() {
+  if ! "$@" > "$WORK/out.log" 2>&1; then echo "FAIL: '$*'"; cat "$WORK/out.log"; failures=$((failures + 1)); else echo "ok: $*"; fi
+}
+
+# A small corpus and a tiny model.
+python3 - "$WORK/text.txt" <<'PY'
+import random, sys
+random.seed(1)
+words = "in the beginning god created heaven and earth light darkness water spirit day night".split()
+with open(sys.argv[1], "w") as f:
+    for i in range(3000):
+        f.write(" ".join(random.choice(words) for _ in range(12)) + ".\n")
+PY
+cat > "$WORK/tiny.json" <<'JSON'
+{"vocab_size": 300, "d_model": 32, "n_layers": 2, "layers": ["attn"],
+ "mixers": {"attn": {"type": "attention", "heads": 4, "kv_heads": 2}},
+ "ffn": {"type": "swiglu", "hidden": 64},
+ "train": {"batch_size": 4, "seq_len": 32, "steps": 6, "warmup_steps": 2, "eval_every": 3,
+           "eval_tokens": 512, "checkpoint_every": 3, "log_every": 1}}
+JSON
+expect_ok "$BIN" prepare-data --text "$WORK/text.txt" --out "$WORK/data" --vocab-size 300
+expect_ok "$BIN" train --config "$WORK/tiny.json" --data "$WORK/data" --out "$WORK/run" --steps 3 --threads 1
+expect_ok "$BIN" train --data "$WORK/data" --out "$WORK/run" --resume --threads 1
+expect_ok "$BIN" eval --model "$WORK/run" --data "$WORK/data" --threads 1
+expect_ok "$BIN" generate --model "$WORK/run" --prompt "in the" --max-tokens 8 --threads 1
+expect_ok "$BIN" train --help
+expect_ok "$BIN" bench --help
+
+expect_error "unknown command 'trian'" "$BIN" trian
+expect_error "unknown flag --confg" "$BIN" train --confg x --data d --out o
+expect_error "--steps = 'ten': expected an integer" "$BIN" train --config x --data d --out o --steps ten
+expect_error "missing required flag --data" "$BIN" train --config x --out o
+expect_error "--max-tokens needs a value" "$BIN" generate --model m --prompt p --max-tokens
+expect_error "cannot open file" "$BIN" train --config "$WORK/nope.json" --data "$WORK/data" --out "$WORK/r2"
+expect_error "no-such-dir" "$BIN" train --config "$WORK/tiny.json" --data "$WORK/no-such-dir" --out "$WORK/r2"
+expect_error "no-such-model" "$BIN" generate --model "$WORK/no-such-model" --prompt hi
+expect_error "temperature = -1" "$BIN" generate --model "$WORK/run" --prompt hi --temperature -1
+
+# Bad configs name the key path and value.
+sed 's/"heads": 4/"heads": 0/' "$WORK/tiny.json" > "$WORK/bad1.json"
+expect_error "mixers.attn.heads = 0" "$BIN" train --config "$WORK/bad1.json" --data "$WORK/data" --out "$WORK/r3"
+sed 's/"hidden": 64/"hiden": 64/' "$WORK/tiny.json" > "$WORK/bad2.json"
+expect_error "ffn.hiden: unknown key" "$BIN" train --config "$WORK/bad2.json" --data "$WORK/data" --out "$WORK/r3"
+printf '{"vocab_size": 300,' > "$WORK/bad3.json"
+expect_error "invalid JSON" "$BIN" train --config "$WORK/bad3.json" --data "$WORK/data" --out "$WORK/r3"
+
+# Corrupt and truncated checkpoints.
+cp -r "$WORK/run" "$WORK/trunc"
+head -c 100 "$WORK/run/model.safetensors" > "$WORK/trunc/model.safetensors"
+expect_error "model.safetensors" "$BIN" generate --model "$WORK/trunc" --prompt hi
+cp -r "$WORK/run" "$WORK/corrupt"
+printf 'garbage' | dd of="$WORK/corrupt/model.safetensors" bs=1 seek=12 conv=notrunc status=none
+expect_error "model.safetensors" "$BIN" eval --model "$WORK/corrupt" --data "$WORK/data"
+cp -r "$WORK/run" "$WORK/nocfg"
+rm "$WORK/nocfg/config.json"
+expect_error "config.json" "$BIN" eval --model "$WORK/nocfg" --data "$WORK/data"
+cp -r "$WORK/run" "$WORK/badtok"
+echo '{"type": "byte_bpe"' > "$WORK/badtok/tokenizer.json"
+expect_error "tokenizer.json" "$BIN" generate --model "$WORK/badtok" --prompt hi
+head -c 10 "$WORK/data/val.bin" > "$WORK/short.bin"
+cp -r "$WORK/data" "$WORK/baddata"
+cp "$WORK/short.bin" "$WORK/baddata/val.bin"
+expect_error "val.bin" "$BIN" eval --model "$WORK/run" --data "$WORK/baddata"
+
+if [ "$failures" -ne 0 ]; then echo "$failures CLI checks failed"; exit 1; fi
+echo "all CLI checks passed"
