@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes the raw King James Bible text (Debian package bible-kjv) to the given path:
 #   scripts/prepare_corpus.sh data/kjv_raw.txt
-# The text is `bible "gen1:1-rev22:21"` verbatim (about 4.3 MB); train::clean_kjv_text
+# The text is `bible "gen1:1-rev22:21"` verbatim (about 4.3 MB); data::clean_kjv_text (speedlm prepare-data --format kjv)
 # turns it into the clean training text. Written to a temporary file, then renamed.
 set -euo pipefail
 if [ $# -ne 1 ]; then

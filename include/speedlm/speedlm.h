@@ -14,7 +14,8 @@ namespace speedlm {
 
 // ---- data ----
 struct PrepareDataOptions {
-  std::string text_path;  // plain UTF-8 text
+  std::string text_path;  // plain UTF-8 text, or (format "kjv") raw `bible` output
+  std::string format = "text";  // text | kjv (cleaned into out_dir/text.txt first)
   std::string out_dir;    // receives tokenizer.json, train.bin, val.bin, meta.json
   int64_t vocab_size = 4096;
 };

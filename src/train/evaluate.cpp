@@ -48,11 +48,4 @@ Result<EvalReport> evaluate(const std::string& model_dir, const std::string& dat
   return EvalReport{r.bpb, r.loss, r.tokens};
 }
 
-Status prepare_data(const PrepareDataOptions& opt) {
-  if (opt.vocab_size < 257 || opt.vocab_size > io::BpeTokenizer::kMaxVocabSize)
-    return Status::errorf("prepare-data", "--vocab-size = {}: must be in [257, {}]", opt.vocab_size,
-                          io::BpeTokenizer::kMaxVocabSize);
-  return data::prepare_dataset(opt.text_path, opt.out_dir, static_cast<int32_t>(opt.vocab_size)).status();
-}
-
 }  // namespace speedlm

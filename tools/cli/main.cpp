@@ -17,7 +17,7 @@ int fail(const Status& s) {
 }
 
 int run_prepare(const ParsedArgs& a) {
-  PrepareDataOptions o{a.str("text"), a.str("out"), a.integer("vocab-size")};
+  PrepareDataOptions o{a.str("text"), a.str("format"), a.str("out"), a.integer("vocab-size")};
   Status s = prepare_data(o);
   if (!s) return fail(s);
   std::printf("data written to %s\n", o.out_dir.c_str());
@@ -94,7 +94,8 @@ int run_bench_gemm(const ParsedArgs& a) {
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       {"prepare-data", "Train a byte-level BPE tokenizer on a text file and write tokenized train/validation splits.",
-       {{"text", ArgKind::String, "", "plain UTF-8 text file", true},
+       {{"text", ArgKind::String, "", "plain UTF-8 text file (or raw `bible` output with --format kjv)", true},
+        {"format", ArgKind::String, "text", "text, or kjv: clean the Debian bible-kjv output first"},
         {"out", ArgKind::String, "", "output folder", true},
         {"vocab-size", ArgKind::Int, "4096", "tokenizer vocabulary size (256 bytes + merges)"}},
        run_prepare},
