@@ -39,6 +39,12 @@ Tensor to_tensor_i32(const DBuf& d) {
   return t;
 }
 
+std::vector<int32_t> to_i32_values(const DBuf& d) {
+  std::vector<int32_t> out(d.size());
+  for (size_t i = 0; i < d.size(); ++i) out[i] = static_cast<int32_t>(std::lround(d.v[i]));
+  return out;
+}
+
 double rms_rel_error(const Tensor& a, const DBuf& b) {
   SPEEDLM_ASSERT(a.numel() == static_cast<int64_t>(b.size()), "{} vs {} elements", a.numel(), b.size());
   double num = 0.0, den = 0.0;
