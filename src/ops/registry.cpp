@@ -7,11 +7,13 @@ namespace speedlm::ops {
 // Each op folder defines its entry in <op>_registry.cpp.
 OpEntry gemm_registry_entry();
 OpEntry add_registry_entry();
+OpEntry embedding_registry_entry();
 
 const std::vector<OpEntry>& registry() {
   static const std::vector<OpEntry> entries = {
       gemm_registry_entry(),
       add_registry_entry(),
+      embedding_registry_entry(),
   };
   return entries;
 }
