@@ -8,12 +8,14 @@ namespace speedlm::ops {
 OpEntry gemm_registry_entry();
 OpEntry add_registry_entry();
 OpEntry embedding_registry_entry();
+OpEntry rmsnorm_registry_entry();
 
 const std::vector<OpEntry>& registry() {
   static const std::vector<OpEntry> entries = {
       gemm_registry_entry(),
       add_registry_entry(),
       embedding_registry_entry(),
+      rmsnorm_registry_entry(),
   };
   return entries;
 }
