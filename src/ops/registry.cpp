@@ -9,6 +9,7 @@ OpEntry gemm_registry_entry();
 OpEntry add_registry_entry();
 OpEntry embedding_registry_entry();
 OpEntry rmsnorm_registry_entry();
+OpEntry swiglu_registry_entry();
 
 const std::vector<OpEntry>& registry() {
   static const std::vector<OpEntry> entries = {
@@ -16,6 +17,7 @@ const std::vector<OpEntry>& registry() {
       add_registry_entry(),
       embedding_registry_entry(),
       rmsnorm_registry_entry(),
+      swiglu_registry_entry(),
   };
   return entries;
 }
