@@ -10,6 +10,7 @@ OpEntry add_registry_entry();
 OpEntry embedding_registry_entry();
 OpEntry rmsnorm_registry_entry();
 OpEntry swiglu_registry_entry();
+OpEntry rope_registry_entry();
 
 const std::vector<OpEntry>& registry() {
   static const std::vector<OpEntry> entries = {
@@ -18,6 +19,7 @@ const std::vector<OpEntry>& registry() {
       embedding_registry_entry(),
       rmsnorm_registry_entry(),
       swiglu_registry_entry(),
+      rope_registry_entry(),
   };
   return entries;
 }
