@@ -11,6 +11,7 @@ OpEntry embedding_registry_entry();
 OpEntry rmsnorm_registry_entry();
 OpEntry swiglu_registry_entry();
 OpEntry rope_registry_entry();
+OpEntry cross_entropy_registry_entry();
 
 const std::vector<OpEntry>& registry() {
   static const std::vector<OpEntry> entries = {
@@ -20,6 +21,7 @@ const std::vector<OpEntry>& registry() {
       rmsnorm_registry_entry(),
       swiglu_registry_entry(),
       rope_registry_entry(),
+      cross_entropy_registry_entry(),
   };
   return entries;
 }
