@@ -6,10 +6,22 @@ namespace speedlm::ops {
 
 // Each op folder defines its entry in <op>_registry.cpp.
 OpEntry gemm_registry_entry();
+OpEntry add_registry_entry();
+OpEntry embedding_registry_entry();
+OpEntry rmsnorm_registry_entry();
+OpEntry swiglu_registry_entry();
+OpEntry rope_registry_entry();
+OpEntry cross_entropy_registry_entry();
 
 const std::vector<OpEntry>& registry() {
   static const std::vector<OpEntry> entries = {
       gemm_registry_entry(),
+      add_registry_entry(),
+      embedding_registry_entry(),
+      rmsnorm_registry_entry(),
+      swiglu_registry_entry(),
+      rope_registry_entry(),
+      cross_entropy_registry_entry(),
   };
   return entries;
 }
@@ -37,6 +49,12 @@ Tensor to_tensor_i32(const DBuf& d) {
   Tensor t = Tensor::empty(d.shape, DType::I32);
   for (size_t i = 0; i < d.size(); ++i) t.i32()[i] = static_cast<int32_t>(std::lround(d.v[i]));
   return t;
+}
+
+std::vector<int32_t> to_i32_values(const DBuf& d) {
+  std::vector<int32_t> out(d.size());
+  for (size_t i = 0; i < d.size(); ++i) out[i] = static_cast<int32_t>(std::lround(d.v[i]));
+  return out;
 }
 
 double rms_rel_error(const Tensor& a, const DBuf& b) {

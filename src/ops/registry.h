@@ -62,7 +62,7 @@ struct OpEntry {
   double fwd_tol = 1e-5;  // RMS-relative error, fast (f32) vs reference (double)
   double bwd_tol = 1e-4;
   double fd_tol = 1e-6;   // reference backward vs finite differences (relative)
-  double fd_eps = 1e-6;
+  double fd_eps = 1e-6;   // finite-difference step, scaled by max(1, |x|)
 };
 
 const std::vector<OpEntry>& registry();
@@ -72,6 +72,8 @@ const OpEntry* find_op(const std::string& name);
 DBuf to_dbuf(const Tensor& t);
 Tensor to_tensor_f32(const DBuf& d);
 Tensor to_tensor_i32(const DBuf& d);
+// An Index input's values as i32, for calling reference kernels.
+std::vector<int32_t> to_i32_values(const DBuf& d);
 // RMS-relative error ||a - b|| / (||b|| + 1e-12), b being the reference.
 double rms_rel_error(const Tensor& a, const DBuf& b);
 

@@ -7,7 +7,12 @@
 
 #include <cstdint>
 
+#include "speedlm/tensor.h"
+
 namespace speedlm::ops {
+
+// gu: [N, 2F] f32 with F >= 1.
+Status swiglu_check(const Tensor& gu);
 
 template <typename T>
 void swiglu_ref_fwd(const T* gu, int64_t N, int64_t F, T* h);

@@ -15,6 +15,9 @@ struct RmsNormParams {
   float eps = 1e-5f;
 };
 
+// x: [N, D] f32, w: [D] f32, eps finite and > 0.
+Status rmsnorm_check(const RmsNormParams& p, const Tensor& x, const Tensor& w);
+
 template <typename T>
 void rmsnorm_ref_fwd(const RmsNormParams& p, const T* x, const T* w, int64_t N, int64_t D, T* y, T* rstd);
 template <typename T>
