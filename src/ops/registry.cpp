@@ -6,10 +6,12 @@ namespace speedlm::ops {
 
 // Each op folder defines its entry in <op>_registry.cpp.
 OpEntry gemm_registry_entry();
+OpEntry attention_registry_entry();
 
 const std::vector<OpEntry>& registry() {
   static const std::vector<OpEntry> entries = {
       gemm_registry_entry(),
+      attention_registry_entry(),
   };
   return entries;
 }
