@@ -64,6 +64,8 @@ OpEntry attention_registry_entry() {
       cases.push_back(attention_case(D{.B = 2, .Tq = 1, .Tk = 37, .H = 4, .KVH = 2, .Dh = 16}, causal));
       cases.push_back(attention_case(D{.B = 1, .Tq = 5, .Tk = 70, .H = 3, .KVH = 1, .Dh = 17}, causal));
     }
+    // A group of 6 query heads is stacked 4 + 2 (kStackRows = 256 over 64-row blocks).
+    cases.push_back(attention_case(D{.B = 1, .Tq = 65, .Tk = 65, .H = 6, .KVH = 1, .Dh = 8}, true));
     // Non-causal only (causal needs Tq <= Tk): more queries than keys, a single key.
     cases.push_back(attention_case(D{.B = 1, .Tq = 70, .Tk = 5, .H = 2, .KVH = 1, .Dh = 9}, false));
     cases.push_back(attention_case(D{.B = 1, .Tq = 7, .Tk = 1, .H = 2, .KVH = 2, .Dh = 8}, false));
