@@ -12,6 +12,7 @@ OpEntry rmsnorm_registry_entry();
 OpEntry swiglu_registry_entry();
 OpEntry rope_registry_entry();
 OpEntry cross_entropy_registry_entry();
+OpEntry attention_registry_entry();
 
 const std::vector<OpEntry>& registry() {
   static const std::vector<OpEntry> entries = {
@@ -22,6 +23,7 @@ const std::vector<OpEntry>& registry() {
       swiglu_registry_entry(),
       rope_registry_entry(),
       cross_entropy_registry_entry(),
+      attention_registry_entry(),
   };
   return entries;
 }

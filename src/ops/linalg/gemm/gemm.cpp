@@ -1,6 +1,7 @@
 #include "ops/linalg/gemm/gemm.h"
 
 #include <atomic>
+#include <vector>
 
 #include "core/parallel.h"
 
@@ -65,7 +66,14 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
     return;
   }
-  if (M == 1) return gemv_rows(trans_b, N, K, alpha, A, B, ldb, beta, C);
+  if (M == 1) {
+    if (!trans_a || lda == 1) return gemv_rows(trans_b, N, K, alpha, A, B, ldb, beta, C);
+    // op(A) is column 0 of A stored [K, lda]: gather it into a contiguous row first.
+    thread_local std::vector<float> row;
+    row.resize(static_cast<size_t>(K));
+    for (int64_t k = 0; k < K; ++k) row[k] = A[k * lda];
+    return gemv_rows(trans_b, N, K, alpha, row.data(), B, ldb, beta, C);
+  }
   if (backend == GemmBackend::Blas) return gemm_blas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   gemm_dnnl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
