@@ -71,7 +71,7 @@ class Tensor {
 // NaN, so a kernel that reads memory it never wrote shows NaN in its outputs.
 void set_poison_allocations(bool on);
 
-// bf16 <-> f32 (round to nearest even; NaN stays NaN).
+// bf16 <-> f32 (round to nearest even; NaN stays NaN; f32 subnormals become signed zero).
 uint16_t f32_to_bf16(float x);
 float bf16_to_f32(uint16_t x);
 

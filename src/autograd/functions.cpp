@@ -30,7 +30,7 @@ void commit(const Var& v, const GradSink& s) {
 }
 
 // The output's gradient is consumed once; free it as soon as its closure ran.
-void release(VarImpl* out) { out->grad = Tensor(); }
+void release(const std::shared_ptr<VarImpl>& out) { out->grad = Tensor(); }
 
 }  // namespace
 
@@ -50,7 +50,7 @@ Var linear_bf16(const Var& x, const Var& w) {
   Tensor x16 = to_bf16(x.value()), w16 = w.value_bf16();
   ops::gemm_bf16(false, true, N, Dout, Din, 1.0f, x16.bf16(), Din, w16.bf16(), Din, 0.0f, y.value().f32(), Dout);
   if (y.requires_grad()) {
-    record([x, w, x16, w16, out = y.impl(), N, Din, Dout] {
+    record([x, w, x16, w16, out = y.shared(), N, Din, Dout] {
       if (!out->grad.defined()) return;
       Tensor dy16 = to_bf16(out->grad);
       release(out);
@@ -77,7 +77,7 @@ Var linear(const Var& x, const Var& w) {
   Var y(Tensor::empty({N, Dout}), needs_grad({&x, &w}));
   ops::gemm(false, true, N, Dout, Din, 1.0f, x.value().f32(), Din, w.value().f32(), Din, 0.0f, y.value().f32(), Dout);
   if (y.requires_grad()) {
-    record([x, w, out = y.impl(), N, Din, Dout] {
+    record([x, w, out = y.shared(), N, Din, Dout] {
       if (!out->grad.defined()) return;
       const float* dy = out->grad.f32();
       if (w.requires_grad()) {
@@ -102,7 +102,7 @@ Var embedding(const Tensor& ids, const Var& w) {
   Var y(Tensor::empty({N, D}), needs_grad({&w}));
   ops::embedding_fast_fwd(ids.i32(), N, w.value().f32(), D, y.value().f32());
   if (y.requires_grad()) {
-    record([ids, w, out = y.impl(), N, D] {
+    record([ids, w, out = y.shared(), N, D] {
       if (!out->grad.defined()) return;
       ops::embedding_fast_bwd(ids.i32(), N, out->grad.f32(), w.dim(0), D, w.grad_buffer().f32());
       release(out);
@@ -118,7 +118,7 @@ Var rmsnorm(const Var& x, const Var& w, float eps) {
   ops::RmsNormParams p{eps};
   ops::rmsnorm_fast_fwd(p, x.value().f32(), w.value().f32(), N, D, y.value().f32(), rstd.f32());
   if (y.requires_grad()) {
-    record([x, w, rstd, p, out = y.impl(), N, D] {
+    record([x, w, rstd, p, out = y.shared(), N, D] {
       if (!out->grad.defined()) return;
       GradSink dx = grad_sink(x);
       Tensor dw_scratch;
@@ -137,7 +137,7 @@ Var swiglu(const Var& gu) {
   Var h(Tensor::empty({N, F}), needs_grad({&gu}));
   ops::swiglu_fast_fwd(gu.value().f32(), N, F, h.value().f32());
   if (h.requires_grad()) {
-    record([gu, out = h.impl(), N, F] {
+    record([gu, out = h.shared(), N, F] {
       if (!out->grad.defined()) return;
       GradSink d = grad_sink(gu);
       ops::swiglu_fast_bwd(gu.value().f32(), out->grad.f32(), N, F, d.target.f32());
@@ -153,7 +153,7 @@ Var add(const Var& a, const Var& b) {
   Var y(Tensor::empty(a.shape()), needs_grad({&a, &b}));
   ops::add_fast_fwd(a.value().f32(), b.value().f32(), a.value().numel(), y.value().f32());
   if (y.requires_grad()) {
-    record([a, b, out = y.impl()] {
+    record([a, b, out = y.shared()] {
       if (!out->grad.defined()) return;
       // The gradient passes through unchanged: hand the buffer over when an input has none yet.
       for (const Var* in : {&a, &b}) {
@@ -182,10 +182,10 @@ Qkv split_qkv_rope(const Var& qkv, const Tensor& pos, const ops::AttentionDims& 
   ops::rope_fast_fwd(rope, q, pos.i32(), d.B, d.Tq, H, Dh, q);
   ops::rope_fast_fwd(rope, k, pos.i32(), d.B, d.Tq, KVH, Dh, k);
   if (rg) {
-    record([qkv, pos, d, rope, qo = r.q.impl(), ko = r.k.impl(), vo = r.v.impl(), N, H, KVH, Dh, W] {
+    record([qkv, pos, d, rope, qo = r.q.shared(), ko = r.k.shared(), vo = r.v.shared(), N, H, KVH, Dh, W] {
       GradSink s = grad_sink(qkv);
       float* dst = s.target.f32();
-      auto put = [&](VarImpl* part, int64_t heads, int64_t col, bool rotate) {
+      auto put = [&](const std::shared_ptr<VarImpl>& part, int64_t heads, int64_t col, bool rotate) {
         int64_t w = heads * Dh;
         if (!part->grad.defined()) {
           for (int64_t n = 0; n < N; ++n) std::memset(dst + n * W + col, 0, sizeof(float) * w);
@@ -210,7 +210,7 @@ Var attention(const Var& q, const Var& k, const Var& v, const ops::AttentionDims
   Tensor lse = Tensor::empty({d.B, d.H, d.Tq});
   ops::attention_plain_fwd(p, d, q.value().f32(), k.value().f32(), v.value().f32(), o.value().f32(), lse.f32());
   if (o.requires_grad()) {
-    record([q, k, v, d, p, lse, out = o.impl()] {
+    record([q, k, v, d, p, lse, out = o.shared()] {
       if (!out->grad.defined()) return;
       GradSink dq = grad_sink(q), dk = grad_sink(k), dv = grad_sink(v);
       ops::attention_plain_bwd(p, d, q.value().f32(), k.value().f32(), v.value().f32(), out->value.f32(), lse.f32(),
@@ -237,7 +237,7 @@ Var cross_entropy(const Var& logits, const Tensor& targets, const ops::CrossEntr
   }
   Var loss(Tensor::full({1}, count ? static_cast<float>(sum / count) : 0.0f), needs_grad({&logits}));
   if (loss.requires_grad() && count > 0) {
-    record([logits, targets, lse, p, out = loss.impl(), N, V, count] {
+    record([logits, targets, lse, p, out = loss.shared(), N, V, count] {
       Tensor d_rows = Tensor::full({N}, out->grad.f32()[0] / static_cast<float>(count));
       // The logits are dead after this point: the backward runs in place over them
       // when the logits have no gradient yet, saving an [N, V] buffer.

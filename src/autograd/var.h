@@ -34,6 +34,9 @@ class Var {
   const Shape& shape() const { return impl_->value.shape(); }
   int64_t dim(int i) const { return impl_->value.dim(i); }
   VarImpl* impl() const { return impl_.get(); }
+  // Backward closures hold their output this way: a consumer's closure, which kept it
+  // alive until now, is destroyed as soon as it has run.
+  const std::shared_ptr<VarImpl>& shared() const { return impl_; }
   // The bf16 copy of the value, made on first use after each change.
   const Tensor& value_bf16() const;
   // Call after writing to value() in place (optimizer steps, loading weights).

@@ -34,6 +34,7 @@ class JsonFields {
 
  private:
   const nlohmann::json* find(const std::string& key);
+  Status missing(const std::string& key) const;
   const nlohmann::json& obj_;
   std::string path_;
   std::string where_;

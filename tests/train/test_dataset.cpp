@@ -105,7 +105,7 @@ TEST(Corpus, PrepareKjvCorpusWritesCleanText) {
   write(dir.file("raw.txt"), "\nPsalms 117\n\n  1 O praise the LORD, all ye nations:\npraise him.\n");
   ASSERT_TRUE(prepare_kjv_corpus(dir.file("raw.txt"), dir.file("kjv.txt")).is_ok());
   EXPECT_EQ(io::read_file(dir.file("kjv.txt")).value(), "Psalms 117\nO praise the LORD, all ye nations: praise him.\n");
-  expect_error(prepare_kjv_corpus(dir.file("missing.txt"), dir.file("out.txt")), {"missing.txt", "cannot open"});
+  expect_error(prepare_kjv_corpus(dir.file("missing.txt"), dir.file("out.txt")), {"missing.txt", "cannot read", "No such file"});
 }
 
 TEST(Split, IsDeterministicDisjointAndComplete) {
@@ -171,7 +171,7 @@ TEST(Dataset, PrepareRejectsTooLittleText) {
   write(dir.file("short.txt"), "one line\nand another\n");
   expect_error(prepare_dataset(dir.file("short.txt"), dir.file("ds"), 300, small_split()),
                {"short.txt", "empty validation part", "more than 16 lines"});
-  expect_error(prepare_dataset(dir.file("none.txt"), dir.file("ds"), 300), {"none.txt", "cannot open"});
+  expect_error(prepare_dataset(dir.file("none.txt"), dir.file("ds"), 300), {"none.txt", "cannot read", "No such file"});
 }
 
 class DatasetErrors : public ::testing::Test {
@@ -205,7 +205,7 @@ TEST_F(DatasetErrors, IdOutOfVocabulary) {
 TEST_F(DatasetErrors, MissingFiles) {
   for (const char* name : {kValFile, kTrainFile, kTokenizerFile, kMetaFile}) {
     std::filesystem::remove(file(name));
-    expect_error(load_dataset(dir_.file("ds")), {file(name), "cannot open"});
+    expect_error(load_dataset(dir_.file("ds")), {file(name), "cannot read", "No such file"});
   }
 }
 

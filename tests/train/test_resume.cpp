@@ -29,7 +29,7 @@ class TrainRun : public ::testing::Test {
       for (int w = 0; w < 10; ++w) text << words[rng.below(10)] << (w == 9 ? ".\n" : " ");
     }
     text.close();
-    ASSERT_TRUE(prepare_data({(dir_ / "text.txt").string(), (dir_ / "data").string(), 300}).is_ok());
+    ASSERT_TRUE(prepare_data({(dir_ / "text.txt").string(), "text", (dir_ / "data").string(), 300}).is_ok());
     std::ofstream cfg(dir_ / "tiny.json");
     cfg << R"({"vocab_size": 300, "d_model": 32, "n_layers": 2, "layers": ["attn"],
       "mixers": {"attn": {"type": "attention", "heads": 4, "kv_heads": 2}},
