@@ -40,7 +40,7 @@ struct TrainReport {
   int64_t steps = 0;
   double tokens_per_s = 0.0;   // training tokens / training wall time (evals excluded)
   double train_seconds = 0.0;
-  double gemm_gflops = 0.0;    // measured BLAS GEMM rate used for MFU
+  double gemm_gflops = 0.0;    // measured GEMM rate (1024^3, the run's precision) used for MFU
   double mfu = 0.0;            // 6 * params * tokens/s / GEMM FLOP/s
   double final_val_bpb = 0.0;
   std::vector<float> losses;   // every step's training loss (all steps, resumed ones included)

@@ -38,10 +38,10 @@ double time_gemm(int64_t M, int64_t N, int64_t K, double seconds, bool bf16 = fa
 
 }  // namespace
 
-double measure_gemm_gflops(int threads) {
+double measure_gemm_gflops(int threads, bool bf16) {
   int saved = num_threads();
   set_num_threads(threads);
-  double g = time_gemm(1024, 1024, 1024, 0.3);
+  double g = time_gemm(1024, 1024, 1024, 0.3, bf16);
   set_num_threads(saved);
   return g;
 }

@@ -17,7 +17,8 @@
 
 namespace speedlm {
 
-double measure_gemm_gflops(int threads);
+// GEMM GFLOP/s at 1024^3 on `threads` threads, f32 or bf16 operands (arena/gemm_bench.cpp).
+double measure_gemm_gflops(int threads, bool bf16);
 
 namespace {
 
@@ -93,12 +94,12 @@ Result<TrainReport> train(const TrainOptions& opt) {
 
   TrainReport report;
   report.params = model.num_params();
-  report.gemm_gflops = measure_gemm_gflops(num_threads());
+  report.gemm_gflops = measure_gemm_gflops(num_threads(), opt.precision == "bf16");
   const double flops_per_token = 6.0 * static_cast<double>(report.params);
   const int64_t tokens_per_step = tc.batch_size * tc.seq_len;
   if (!opt.quiet)
-    log_info("train: {} parameters, {} threads, gemm {} at {:.0f} GFLOP/s, steps {} -> {}, {} tokens/step",
-             report.params, num_threads(), ops::gemm_backend_name(ops::gemm_backend()), report.gemm_gflops,
+    log_info("train: {} parameters, {} threads, {} gemm {} at {:.0f} GFLOP/s, steps {} -> {}, {} tokens/step",
+             report.params, num_threads(), opt.precision, ops::gemm_backend_name(ops::gemm_backend()), report.gemm_gflops,
              state.step, tc.steps, tokens_per_step);
 
   auto run_eval = [&](double train_s) {
