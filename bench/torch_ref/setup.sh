@@ -29,6 +29,18 @@ else
   "$VENV/bin/python" -m pip install --upgrade torch numpy
 fi
 
+# tcmalloc: train_torch.py preloads it by default (--malloc tcmalloc), as PyTorch's
+# own CPU launcher (torch.backends.xeon.run_cpu) does; measured +10% (fp32) to
+# +30% (bf16) eager tokens/s over glibc malloc on this machine.
+if ! ls /usr/lib/*/libtcmalloc_minimal.so.4 >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[setup] installing Debian's libtcmalloc-minimal4"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libtcmalloc-minimal4
+  else
+    echo "[setup] WARNING: libtcmalloc-minimal4 missing (apt-get install libtcmalloc-minimal4); train_torch.py will fall back to glibc malloc"
+  fi
+fi
+
 # Record what we got: version, build config and parallel info.
 "$VENV/bin/python" - > "$INFO" <<'PY'
 import os, platform, sys
