@@ -1,5 +1,6 @@
 #include "train/adamw.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/parallel.h"
@@ -44,16 +45,27 @@ void AdamW::step(double lr) {
 }
 
 double grad_norm(const nn::ParamList& params) {
+  // Sums of fixed 64K-element chunks, added in chunk order: the result is the same for every
+  // thread count, so clipping (and hence resume) is bit-reproducible.
+  constexpr int64_t kChunk = 1 << 16;
   double total = 0.0;
+  std::vector<double> partial;
   for (const auto& np : params) {
     const Tensor& g = np.var->grad();
     if (!g.defined()) continue;
     const float* d = g.f32();
-    // Serial (vectorised) so the sum, and hence clipping and resume, is bit-reproducible.
-    double s = 0.0;
+    const int64_t n = g.numel(), chunks = (n + kChunk - 1) / kChunk;
+    partial.assign(static_cast<size_t>(chunks), 0.0);
+    parallel_for(chunks, 4, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        double s = 0.0;
+        const int64_t end = std::min(n, (c + 1) * kChunk);
 #pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < g.numel(); ++j) s += static_cast<double>(d[j]) * d[j];
-    total += s;
+        for (int64_t j = c * kChunk; j < end; ++j) s += static_cast<double>(d[j]) * d[j];
+        partial[c] = s;
+      }
+    });
+    for (double s : partial) total += s;
   }
   return std::sqrt(total);
 }
@@ -66,7 +78,9 @@ double clip_grad_norm(const nn::ParamList& params, double max_norm) {
     Tensor& g = np.var->grad();
     if (!g.defined()) continue;
     float* d = g.f32();
-    for (int64_t j = 0; j < g.numel(); ++j) d[j] *= scale;
+    parallel_for(g.numel(), 1 << 15, [&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; ++j) d[j] *= scale;
+    });
   }
   return norm;
 }
