@@ -8,7 +8,7 @@ repeated back to back. Prints tokens/s, the speedlm/PyTorch ratio and validation
 per byte, and plots bits per byte against training time.
 
   bench/torch_ref/setup.sh                       # once: PyTorch from PyPI into a venv
-  python3 bench/compare_torch.py --seconds 180 --repeats 2 --out docs/bench
+  python3 bench/compare_torch.py --seconds 120 --repeats 2 --out docs/bench
 """
 
 import argparse
@@ -43,14 +43,15 @@ def speedlm_run(args, precision, rep):
         return json.load(f)
 
 
-def torch_run(args, precision, rep):
-    out = os.path.join(args.out, f"pytorch_{precision}_{rep}.json")
+def torch_run(args, precision, rep, mode):
+    name = f"pytorch-{mode}_{precision}_{rep}"
+    out = os.path.join(args.out, name + ".json")
     cmd = [args.python, os.path.join(ROOT, "bench", "torch_ref", "train_torch.py"), "--config", args.config,
            "--data", args.data, "--threads", str(args.threads), "--seconds", str(args.seconds),
            "--eval-every-seconds", str(args.eval_every), "--precision", precision, "--out", out]
-    if args.torch_compile:
+    if mode == "compiled":
         cmd.append("--compile")
-    run(cmd, os.path.join(args.out, f"pytorch_{precision}_{rep}.log"))
+    run(cmd, os.path.join(args.out, name + ".log"))
     with open(out) as f:
         return json.load(f)
 
@@ -60,7 +61,7 @@ def plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    styles = {"speedlm": "-", "pytorch": "--"}
+    styles = {"speedlm": "-", "pytorch-eager": ":", "pytorch-compiled": "--"}
     colors = {"fp32": "tab:blue", "bf16": "tab:orange"}
     for (fw, precision, rep), r in sorted(results.items()):
         curve = [c for c in r["curve"] if c[0] > 0]
@@ -87,7 +88,7 @@ def main():
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--precisions", default="fp32,bf16")
     p.add_argument("--python", default=os.path.join(ROOT, "bench", "torch_ref", ".venv", "bin", "python"))
-    p.add_argument("--torch-compile", action="store_true", help="torch.compile the PyTorch model")
+    p.add_argument("--torch-modes", default="eager,compiled", help="PyTorch variants: eager and/or compiled")
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "bench"))
     p.add_argument("--work", default=os.path.join(ROOT, "runs", "compare"))
     args = p.parse_args()
@@ -95,17 +96,20 @@ def main():
     os.makedirs(args.work, exist_ok=True)
 
     results = {}
+    modes = args.torch_modes.split(",")
+    frameworks = ["speedlm"] + [f"pytorch-{m}" for m in modes]
     for precision in args.precisions.split(","):
         for rep in range(args.repeats):
-            # Back to back, alternating sides, so slow drifts of the machine hit both.
+            # Back to back, alternating sides, so slow drifts of the machine hit all of them.
             results[("speedlm", precision, rep)] = speedlm_run(args, precision, rep)
-            results[("pytorch", precision, rep)] = torch_run(args, precision, rep)
+            for mode in modes:
+                results[(f"pytorch-{mode}", precision, rep)] = torch_run(args, precision, rep, mode)
 
     lines = ["| precision | framework | tokens/s (each run) | median tokens/s | final val bits/byte (each run) |",
              "|---|---|---|---|---|"]
     summary = {}
     for precision in args.precisions.split(","):
-        for fw in ("speedlm", "pytorch"):
+        for fw in frameworks:
             runs = [results[(fw, precision, r)] for r in range(args.repeats)]
             tps = [r["tokens_per_s"] for r in runs]
             bpb = [r["final_val_bpb"] for r in runs]
@@ -114,9 +118,10 @@ def main():
                          f"{statistics.median(tps):.0f} | {', '.join(f'{b:.4f}' for b in bpb)} |")
     lines.append("")
     for precision in args.precisions.split(","):
-        ratio = summary[("speedlm", precision)] / summary[("pytorch", precision)]
-        lines.append(f"- {precision}: speedlm / PyTorch tokens/s = {ratio:.2f}")
-    torch_info = results[("pytorch", args.precisions.split(",")[0], 0)]
+        for fw in frameworks[1:]:
+            ratio = summary[("speedlm", precision)] / summary[(fw, precision)]
+            lines.append(f"- {precision}: speedlm / {fw} tokens/s = {ratio:.2f}")
+    torch_info = results[(frameworks[1], args.precisions.split(",")[0], 0)]
     lines.append(f"- PyTorch {torch_info.get('torch_version', '?')}, threads {args.threads}, "
                  f"budget {args.seconds:.0f} s of training per run")
     table = "\n".join(lines)

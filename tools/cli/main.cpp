@@ -71,6 +71,7 @@ int run_generate(const ParsedArgs& a) {
     return true;
   });
   std::fputs("\n", stdout);
+  std::fflush(stdout);
   if (!r) return fail(r.status());
   std::fprintf(stderr, "prompt %lld tokens at %.0f tok/s, generated %lld tokens at %.1f tok/s, state %.2f MiB\n",
                static_cast<long long>(r->prompt_tokens), r->prefill_tokens_per_s,
