@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Side-by-side training benchmark: speedlm against PyTorch on the identical model.
 
 Both sides train configs/transformer.json (same data, seed, thread count, and the same
@@ -8,7 +8,8 @@ repeated back to back. Prints tokens/s, the speedlm/PyTorch ratio and validation
 per byte, and plots bits per byte against training time.
 
   bench/torch_ref/setup.sh                       # once: PyTorch from PyPI into a venv
-  python3 bench/compare_torch.py --seconds 120 --repeats 2 --out docs/bench
+  /usr/bin/python3 bench/compare_torch.py --seconds 120 --repeats 2 --out docs/bench
+(Debian's python3, which has python3-matplotlib for the plot; --plot-only redraws it from the JSONs.)
 """
 
 import argparse
@@ -90,6 +91,7 @@ def main():
     p.add_argument("--python", default=os.path.join(ROOT, "bench", "torch_ref", ".venv", "bin", "python"))
     p.add_argument("--torch-modes", default="eager,compiled", help="PyTorch variants: eager and/or compiled")
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "bench"))
+    p.add_argument("--plot-only", action="store_true", help="redraw the plot from the JSON results in --out")
     p.add_argument("--work", default=os.path.join(ROOT, "runs", "compare"))
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -98,6 +100,14 @@ def main():
     results = {}
     modes = args.torch_modes.split(",")
     frameworks = ["speedlm"] + [f"pytorch-{m}" for m in modes]
+    if args.plot_only:
+        for fw in frameworks:
+            for precision in args.precisions.split(","):
+                for rep in range(args.repeats):
+                    with open(os.path.join(args.out, f"{fw}_{precision}_{rep}.json")) as f:
+                        results[(fw, precision, rep)] = json.load(f)
+        plot(results, os.path.join(args.out, "compare_torch.png"))
+        return
     for precision in args.precisions.split(","):
         for rep in range(args.repeats):
             # Back to back, alternating sides, so slow drifts of the machine hit all of them.
