@@ -28,7 +28,8 @@ struct TrainOptions {
   std::string out_dir;
   bool resume = false;
   int threads = 0;              // 0: all cores
-  int64_t steps = 0;            // > 0 overrides train.steps
+  int64_t steps = 0;            // > 0 overrides train.steps (the length of the LR schedule)
+  int64_t stop_at = 0;          // > 0: checkpoint and stop after this step; --resume continues
   double time_budget_s = 0.0;   // > 0: stop after this much training wall time (evals excluded)
   double eval_every_s = 0.0;    // > 0: validate every this many seconds of training time
   std::string precision = "fp32";  // fp32 | bf16

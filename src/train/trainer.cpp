@@ -140,7 +140,8 @@ Result<TrainReport> train(const TrainOptions& opt) {
     if (state.step - first_step > 2) timed_s += dt, timed_tokens += tokens_per_step;
     window_tokens += tokens_per_step;
 
-    bool last = state.step == tc.steps || (opt.time_budget_s > 0 && train_s >= opt.time_budget_s);
+    bool last = state.step == tc.steps || state.step == opt.stop_at ||
+                (opt.time_budget_s > 0 && train_s >= opt.time_budget_s);
     if (!opt.quiet && (state.step % tc.log_every == 0 || last)) {
       double tps = window_tokens / seconds_since(window_t0);
       double mfu = flops_per_token * tps / (report.gemm_gflops * 1e9);

@@ -41,7 +41,7 @@ cat > "$WORK/tiny.json" <<'JSON'
            "eval_tokens": 512, "checkpoint_every": 3, "log_every": 1}}
 JSON
 expect_ok "$BIN" prepare-data --text "$WORK/text.txt" --out "$WORK/data" --vocab-size 300
-expect_ok "$BIN" train --config "$WORK/tiny.json" --data "$WORK/data" --out "$WORK/run" --steps 3 --threads 1
+expect_ok "$BIN" train --config "$WORK/tiny.json" --data "$WORK/data" --out "$WORK/run" --stop-at 3 --threads 1
 expect_ok "$BIN" train --data "$WORK/data" --out "$WORK/run" --resume --threads 1
 expect_ok "$BIN" eval --model "$WORK/run" --data "$WORK/data" --threads 1
 expect_ok "$BIN" generate --model "$WORK/run" --prompt "in the" --max-tokens 8 --threads 1

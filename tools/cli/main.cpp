@@ -28,6 +28,7 @@ int run_train(const ParsedArgs& a) {
   TrainOptions o;
   o.config_path = a.str("config"), o.data_dir = a.str("data"), o.out_dir = a.str("out");
   o.resume = a.flag("resume"), o.threads = static_cast<int>(a.integer("threads")), o.steps = a.integer("steps");
+  o.stop_at = a.integer("stop-at");
   o.time_budget_s = a.real("time-budget"), o.eval_every_s = a.real("eval-every-seconds");
   o.precision = a.str("precision"), o.gemm_backend = a.str("gemm"), o.quiet = a.flag("quiet");
   if (!o.resume && o.config_path.empty()) return fail(Status::error("train", "--config is required unless --resume"));
@@ -105,7 +106,8 @@ const std::vector<Command>& commands() {
         {"data", ArgKind::String, "", "folder written by prepare-data", true},
         {"out", ArgKind::String, "", "checkpoint folder", true},
         {"resume", ArgKind::Flag, "", "continue the run saved in --out (bit-exact)"},
-        {"steps", ArgKind::Int, "0", "override train.steps"},
+        {"steps", ArgKind::Int, "0", "override train.steps (the length of the LR schedule)"},
+        {"stop-at", ArgKind::Int, "0", "checkpoint and stop after this step (0: run to the end); --resume continues"},
         {"threads", ArgKind::Int, "0", "worker threads (0: all cores)"},
         {"time-budget", ArgKind::Float, "0", "stop after this many seconds of training (0: off)"},
         {"eval-every-seconds", ArgKind::Float, "0", "validate every this many training seconds (0: by steps)"},
