@@ -19,7 +19,8 @@ struct Inputs {
   AttentionDims d;
   Tensor q, k, v, o, lse, d_o, dq, dk, dv;
 
-  explicit Inputs(const benchmark::State& state) {
+  explicit Inputs(const benchmark::State& state, bool bf16 = false) {
+    p.bf16 = bf16;
     d = {.B = state.range(0), .Tq = state.range(1), .Tk = state.range(1), .H = state.range(2),
          .KVH = state.range(3), .Dh = state.range(4)};
     q = Tensor::empty({d.B, d.Tq, d.H, d.Dh});
@@ -73,5 +74,16 @@ static void BM_attention_plain_fwd_bwd(benchmark::State& state) {
   set_rate(state, 3.5 * forward_flops(in.p, in.d));
 }
 BENCHMARK(BM_attention_plain_fwd_bwd)->Apply(shapes);
+
+// The bf16 training mode: matmul operands in bf16 (AMX where present), f32 softmax.
+static void BM_attention_plain_bf16_fwd_bwd(benchmark::State& state) {
+  Inputs in(state, true);
+  for (auto _ : state) {
+    in.fwd();
+    in.bwd();
+  }
+  set_rate(state, 3.5 * forward_flops(in.p, in.d));
+}
+BENCHMARK(BM_attention_plain_bf16_fwd_bwd)->Apply(shapes);
 
 }  // namespace speedlm::ops

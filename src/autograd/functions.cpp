@@ -209,7 +209,10 @@ Qkv split_qkv_rope(const Var& qkv, const Tensor& pos, const ops::AttentionDims& 
   return r;
 }
 
-Var attention(const Var& q, const Var& k, const Var& v, const ops::AttentionDims& d, const ops::AttentionParams& p) {
+Var attention(const Var& q, const Var& k, const Var& v, const ops::AttentionDims& d,
+              const ops::AttentionParams& params) {
+  ops::AttentionParams p = params;
+  p.bf16 = matmul_precision() == MatmulPrecision::Bf16;
   Var o(Tensor::empty({d.B * d.Tq, d.H * d.Dh}), needs_grad({&q, &k, &v}));
   Tensor lse = Tensor::empty({d.B, d.H, d.Tq});
   ops::attention_plain_fwd(p, d, q.value().f32(), k.value().f32(), v.value().f32(), o.value().f32(), lse.f32());

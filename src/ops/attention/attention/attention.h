@@ -17,6 +17,9 @@ namespace speedlm::ops {
 struct AttentionParams {
   float scale = 0.0f;  // 0 means 1/sqrt(Dh)
   bool causal = true;
+  // Matmul operands rounded to bf16 with f32 accumulation and an f32 softmax: the bf16 training
+  // mode. Only the plain form reads it; the reference is exact.
+  bool bf16 = false;
 };
 
 struct AttentionDims {

@@ -1,8 +1,10 @@
 // oneDNN 2.x matmul behind the gemm() contract. Primitive creation costs 0.2-0.5 ms
 // (research/deps.md §2), so one primitive per distinct call signature is cached.
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -21,7 +23,7 @@ dnnl::engine& cpu_engine() {
 
 struct Cached {
   dnnl::matmul prim;
-  dnnl::memory::desc a, b, c;
+  dnnl::memory::desc a, b, c, scratch;
 };
 
 const Cached& lookup(const Key& key) {
@@ -37,6 +39,9 @@ const Cached& lookup(const Key& key) {
   dnnl::memory::desc b({K, N}, in, tb ? dnnl::memory::dims{1, ldb} : dnnl::memory::dims{ldb, 1});
   dnnl::memory::desc c({M, N}, dt::f32, dnnl::memory::dims{ldc, 1});
   dnnl::primitive_attr attr;
+  // A user scratchpad per calling thread: with oneDNN's default (library) scratchpad, two
+  // threads running primitives at once (attention's per-head GEMMs) can share one buffer.
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
   if (beta != 0.0f) {
     dnnl::post_ops ops;
@@ -44,7 +49,7 @@ const Cached& lookup(const Key& key) {
     attr.set_post_ops(ops);
   }
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, cpu_engine());
-  return cache.emplace(key, Cached{dnnl::matmul(pd), a, b, c}).first->second;
+  return cache.emplace(key, Cached{dnnl::matmul(pd), a, b, c, pd.scratchpad_desc()}).first->second;
 }
 
 void execute(const Key& key, const void* A, const void* B, float* C) {
@@ -54,7 +59,12 @@ void execute(const Key& key, const void* A, const void* B, float* C) {
   dnnl::memory a(p.a, eng, const_cast<void*>(A));
   dnnl::memory b(p.b, eng, const_cast<void*>(B));
   dnnl::memory c(p.c, eng, C);
-  p.prim.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+  thread_local std::vector<char> scratch;
+  size_t bytes = p.scratch.get_size() + 64;
+  if (scratch.size() < bytes) scratch.resize(bytes);
+  void* aligned = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
+  dnnl::memory pad(p.scratch, eng, aligned);
+  p.prim.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, pad}});
   stream.wait();
 }
 
