@@ -7,7 +7,7 @@
 
 #include "core/parallel.h"
 #include "core/rng.h"
-#include "ops/common/simd_math.h"
+#include "core/simd_math.h"
 #include "ops/elementwise/add/add.h"
 #include "ops/loss/cross_entropy/cross_entropy.h"
 #include "ops/nn/embedding/embedding.h"

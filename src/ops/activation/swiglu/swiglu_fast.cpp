@@ -2,7 +2,7 @@
 
 #include "core/parallel.h"
 #include "ops/activation/swiglu/swiglu.h"
-#include "ops/common/simd_math.h"
+#include "core/simd_math.h"
 
 namespace speedlm::ops {
 

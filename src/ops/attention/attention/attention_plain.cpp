@@ -8,10 +8,10 @@
 // stop at their last visible key, which skips the upper triangle. Scratch is per thread,
 // O(kStackRows * Tk) floats. README.md has the math.
 #include <algorithm>
-#include <bit>
 #include <cmath>
 
 #include "core/parallel.h"
+#include "core/simd_math.h"
 #include "ops/attention/attention/attention.h"
 #include "ops/linalg/gemm/gemm.h"
 
@@ -26,26 +26,6 @@ constexpr int64_t kRowBlock = 64;
 constexpr int64_t kStackRows = 256;
 // Flops a parallel_for chunk should hold (~30 us of GEMM work, DESIGN.md "Threads").
 constexpr double kChunkFlops = 2e6;
-
-// exp(x) for x <= 88 as a branch-free polynomial that vectorises (std::exp does not without
-// -ffast-math): x = n ln2 + f with |f| <= ln2 / 2, exp(f) by the Cephes expf minimax polynomial
-// (relative error ~1e-7), 2^n assembled in the exponent bits. Below -87 it returns exactly 0.
-inline float fast_exp(float x) {
-  constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float xc = std::max(x, -87.0f);
-  const float n = (xc * kLog2e + kRound) - kRound;
-  const float f = (xc - n * kLn2Hi) - n * kLn2Lo;
-  float y = 1.9875691500e-4f;
-  y = y * f + 1.3981999507e-3f;
-  y = y * f + 8.3334519073e-3f;
-  y = y * f + 4.1665795894e-2f;
-  y = y * f + 1.6666665459e-1f;
-  y = y * f + 5.0000001201e-1f;
-  y = y * f * f + f + 1.0f;
-  const float two_n = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
-  return x < -87.0f ? 0.0f : y * two_n;
-}
 
 // A block of work: query rows [i0, i0 + m) of the query heads [h0, h0 + gh) of batch entry b,
 // which all read kv head kvh. Their rows are stacked (row r = head h0 + r / m, query i0 + r % m)
@@ -183,7 +163,7 @@ void attention_plain_fwd(const AttentionParams& p, const AttentionDims& d, const
         for (int64_t j = 0; j < nv; ++j) mx = sr[j] > mx ? sr[j] : mx;
 #pragma omp simd reduction(+ : sum)
         for (int64_t j = 0; j < nv; ++j) {
-          sr[j] = fast_exp(sr[j] - mx);
+          sr[j] = exp_f32(sr[j] - mx);
           sum += sr[j];
         }
         std::fill(sr + nv, sr + bl.n, 0.0f);
@@ -257,7 +237,7 @@ void attention_plain_bwd(const AttentionParams& p, const AttentionDims& d, const
             const float Dr = nv == 1 ? ds[0] : D[r];
 #pragma omp simd
             for (int64_t j = 0; j < nv; ++j) {
-              pr[j] = fast_exp(pr[j] - l);
+              pr[j] = exp_f32(pr[j] - l);
               ds[j] = pr[j] * (ds[j] - Dr);
             }
             std::fill(pr + nv, pr + bl.n, 0.0f);

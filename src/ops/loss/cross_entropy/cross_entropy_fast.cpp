@@ -2,7 +2,7 @@
 #include <cmath>
 
 #include "core/parallel.h"
-#include "ops/common/simd_math.h"
+#include "core/simd_math.h"
 #include "ops/loss/cross_entropy/cross_entropy.h"
 
 namespace speedlm::ops {

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
-namespace speedlm::ops {
+namespace speedlm {
 
 // exp(x) for x <= 88 with relative error ~1 ulp (Cephes expf: x = n ln2 + r, |r| <= ln2/2,
 // degree-7 polynomial for e^r, 2^n built in the exponent bits). Callers pass x <= 0 (softmax
@@ -40,4 +40,4 @@ inline float sigmoid_f32(float g) {
   return g >= 0.0f ? inv : e * inv;
 }
 
-}  // namespace speedlm::ops
+}  // namespace speedlm
