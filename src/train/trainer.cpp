@@ -42,6 +42,9 @@ Result<Setup> setup_model(const TrainOptions& opt, const data::Dataset& data) {
   if (opt.resume) {
     auto loaded = load_model_dir(opt.out_dir);
     if (!loaded) return Status::errorf("train", "--resume: {}", loaded.status().message());
+    if (loaded->tokenizer.to_json() != data.tokenizer.to_json())
+      return Status::errorf("train", "--resume: {} was tokenized with another tokenizer than the run in {}",
+                            opt.data_dir, opt.out_dir);
     s.mc = loaded->model_config, s.tc = loaded->train_config, s.model = std::move(loaded->model);
   } else {
     auto j = read_json_file(opt.config_path);
