@@ -74,5 +74,7 @@ void set_poison_allocations(bool on);
 // bf16 <-> f32 (round to nearest even; NaN stays NaN; f32 subnormals become signed zero).
 uint16_t f32_to_bf16(float x);
 float bf16_to_f32(uint16_t x);
+// y[i] = f32_to_bf16(x[i]) for n elements, vectorised (VCVTNE2PS2BF16) and threaded.
+void convert_to_bf16(const float* x, int64_t n, uint16_t* y);
 
 }  // namespace speedlm

@@ -37,23 +37,17 @@ void release(const std::shared_ptr<VarImpl>& out) { out->grad = Tensor(); }
 
 namespace {
 
-Tensor to_bf16(const Tensor& t) {
-  Tensor r = Tensor::empty(t.shape(), DType::BF16);
-  ops::convert_to_bf16(t.f32(), t.numel(), r.bf16());
-  return r;
-}
-
 // x: [N, Din] -> y: [N, Dout] with bf16 operands, f32 accumulation. The backward keeps
 // the bf16 copies of x and W (half the activation memory of the f32 path).
 Var linear_bf16(const Var& x, const Var& w) {
   int64_t N = x.dim(0), Din = x.dim(1), Dout = w.dim(0);
   Var y(Tensor::empty({N, Dout}), needs_grad({&x, &w}));
-  Tensor x16 = to_bf16(x.value()), w16 = w.value_bf16();
+  Tensor x16 = x.value().to(DType::BF16), w16 = w.value_bf16();
   ops::gemm_bf16(false, true, N, Dout, Din, 1.0f, x16.bf16(), Din, w16.bf16(), Din, 0.0f, y.value().f32(), Dout);
   if (y.requires_grad()) {
     record([x, w, x16, w16, out = y.shared(), N, Din, Dout] {
       if (!out->grad.defined()) return;
-      Tensor dy16 = to_bf16(out->grad);
+      Tensor dy16 = out->grad.to(DType::BF16);
       release(out);
       if (w.requires_grad())
         ops::gemm_bf16(true, false, Dout, Din, N, 1.0f, dy16.bf16(), Dout, x16.bf16(), Din, 1.0f,

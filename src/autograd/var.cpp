@@ -1,7 +1,5 @@
 #include "autograd/var.h"
 
-#include "ops/linalg/gemm/gemm.h"
-
 namespace speedlm::ag {
 
 namespace {
@@ -28,10 +26,7 @@ void set_matmul_precision(MatmulPrecision p) { g_matmul_precision = p; }
 MatmulPrecision matmul_precision() { return g_matmul_precision; }
 
 const Tensor& Var::value_bf16() const {
-  if (!impl_->value_bf16.defined()) {
-    impl_->value_bf16 = Tensor::empty(impl_->value.shape(), DType::BF16);
-    ops::convert_to_bf16(impl_->value.f32(), impl_->value.numel(), impl_->value_bf16.bf16());
-  }
+  if (!impl_->value_bf16.defined()) impl_->value_bf16 = impl_->value.to(DType::BF16);
   return impl_->value_bf16;
 }
 

@@ -162,6 +162,10 @@ Tensor Tensor::clone() const {
 Tensor Tensor::to(DType dtype) const {
   if (dtype == dtype_) return clone();
   Tensor t = empty(shape_, dtype);
+  if (dtype_ == DType::F32 && dtype == DType::BF16) {
+    convert_to_bf16(data<float>(), numel_, t.data<uint16_t>());
+    return t;
+  }
   for (int64_t i = 0; i < numel_; ++i) {
     float v = dtype_ == DType::F32 ? data<float>()[i]
               : dtype_ == DType::BF16 ? bf16_to_f32(data<uint16_t>()[i])

@@ -39,8 +39,6 @@ void gemm_blas(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
 // with A and B rounded to bf16. Runs on oneDNN (AVX512-BF16 / AMX where the CPU has them).
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
-// y = bf16(x), round to nearest even, n elements (threaded for large n).
-void convert_to_bf16(const float* x, int64_t n, uint16_t* y);
 
 // y = alpha * op(B)^T x + beta * y for one row x (the M == 1 case).
 void gemv_rows(bool trans_b, int64_t N, int64_t K, float alpha, const float* x, const float* B, int64_t ldb,

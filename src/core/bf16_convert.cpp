@@ -1,10 +1,9 @@
 #include <immintrin.h>
 
 #include "core/parallel.h"
-#include "ops/linalg/gemm/gemm.h"
 #include "speedlm/tensor.h"
 
-namespace speedlm::ops {
+namespace speedlm {
 
 namespace {
 
@@ -26,4 +25,4 @@ void convert_to_bf16(const float* x, int64_t n, uint16_t* y) {
   parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) { convert_range(x + i0, i1 - i0, y + i0); });
 }
 
-}  // namespace speedlm::ops
+}  // namespace speedlm
