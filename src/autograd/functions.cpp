@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "autograd/grad_sink.h"
 #include "core/parallel.h"
 #include "ops/activation/swiglu/swiglu.h"
 #include "ops/elementwise/add/add.h"
@@ -13,36 +14,13 @@ namespace speedlm::ag {
 
 namespace {
 
-// Where a backward writes an input's gradient: straight into a fresh buffer when the
-// input has none yet (overwrite), else into a scratch to be added.
-struct GradSink {
-  Tensor target;
-  bool fresh;
-};
-
-GradSink grad_sink(const Var& v) {
-  if (v.grad().defined()) return {Tensor::empty(v.shape()), false};
-  v.impl()->grad = Tensor::empty(v.shape());
-  return {v.grad(), true};
-}
-
-void commit(const Var& v, const GradSink& s) {
-  if (!s.fresh) ops::add_fast_inplace(v.grad().f32(), s.target.f32(), s.target.numel());
-}
-
-// The output's gradient is consumed once; free it as soon as its closure ran.
-void release(const std::shared_ptr<VarImpl>& out) { out->grad = Tensor(); }
-
-}  // namespace
-
-namespace {
-
 // x: [N, Din] -> y: [N, Dout] with bf16 operands, f32 accumulation. The backward keeps
 // the bf16 copies of x and W (half the activation memory of the f32 path).
 Var linear_bf16(const Var& x, const Var& w) {
   int64_t N = x.dim(0), Din = x.dim(1), Dout = w.dim(0);
   Var y(Tensor::empty({N, Dout}), needs_grad({&x, &w}));
-  Tensor x16 = x.value().to(DType::BF16), w16 = w.value_bf16();
+  // x's bf16 copy may already exist: producers such as rmsnorm write it in their own pass.
+  Tensor x16 = x.value_bf16(), w16 = w.value_bf16();
   ops::gemm_bf16(false, true, N, Dout, Din, 1.0f, x16.bf16(), Din, w16.bf16(), Din, 0.0f, y.value().f32(), Dout);
   if (y.requires_grad()) {
     record([x, w, x16, w16, out = y.shared(), N, Din, Dout] {
@@ -53,10 +31,8 @@ Var linear_bf16(const Var& x, const Var& w) {
         ops::gemm_bf16(true, false, Dout, Din, N, 1.0f, dy16.bf16(), Dout, x16.bf16(), Din, 1.0f,
                        w.grad_buffer().f32(), Din);
       if (x.requires_grad()) {
-        bool fresh = !x.grad().defined();
-        if (fresh) x.impl()->grad = Tensor::empty(x.shape());
-        ops::gemm_bf16(false, false, N, Din, Dout, 1.0f, dy16.bf16(), Dout, w16.bf16(), Din, fresh ? 0.0f : 1.0f,
-                       x.grad().f32(), Din);
+        float beta = grad_beta(x);
+        ops::gemm_bf16(false, false, N, Din, Dout, 1.0f, dy16.bf16(), Dout, w16.bf16(), Din, beta, x.grad().f32(), Din);
       }
     });
   }
@@ -80,11 +56,9 @@ Var linear(const Var& x, const Var& w) {
         ops::gemm(true, false, Dout, Din, N, 1.0f, dy, Dout, x.value().f32(), Din, 1.0f, w.grad_buffer().f32(), Din);
       }
       if (x.requires_grad()) {
-        bool fresh = !x.grad().defined();
-        if (fresh) x.impl()->grad = Tensor::empty(x.shape());
         // dx (+)= dy W
-        ops::gemm(false, false, N, Din, Dout, 1.0f, dy, Dout, w.value().f32(), Din, fresh ? 0.0f : 1.0f,
-                  x.grad().f32(), Din);
+        float beta = grad_beta(x);
+        ops::gemm(false, false, N, Din, Dout, 1.0f, dy, Dout, w.value().f32(), Din, beta, x.grad().f32(), Din);
       }
       release(out);
     });
@@ -111,7 +85,10 @@ Var rmsnorm(const Var& x, const Var& w, float eps) {
   Var y(Tensor::empty({N, D}), needs_grad({&x, &w}));
   Tensor rstd = Tensor::empty({N});
   ops::RmsNormParams p{eps};
-  ops::rmsnorm_fast_fwd(p, x.value().f32(), w.value().f32(), N, D, y.value().f32(), rstd.f32());
+  // In bf16 mode the output feeds bf16 matmuls: write its bf16 copy while each row is in cache.
+  if (matmul_precision() == MatmulPrecision::Bf16 && N > 1) y.impl()->value_bf16 = Tensor::empty({N, D}, DType::BF16);
+  uint16_t* y16 = y.impl()->value_bf16.defined() ? y.impl()->value_bf16.bf16() : nullptr;
+  ops::rmsnorm_fast_fwd(p, x.value().f32(), w.value().f32(), N, D, y.value().f32(), rstd.f32(), y16);
   if (y.requires_grad()) {
     record([x, w, rstd, p, out = y.shared(), N, D] {
       if (!out->grad.defined()) return;
@@ -229,14 +206,9 @@ Var cross_entropy(const Var& logits, const Tensor& targets, const ops::CrossEntr
   int64_t N = logits.dim(0), V = logits.dim(1);
   Tensor loss_rows = Tensor::empty({N}), lse = Tensor::empty({N});
   ops::cross_entropy_fast_fwd(p, logits.value().f32(), targets.i32(), N, V, loss_rows.f32(), lse.f32());
-  double sum = 0.0;
   int64_t count = 0;
-  for (int64_t n = 0; n < N; ++n) {
-    if (targets.i32()[n] == p.ignore_index) continue;
-    sum += loss_rows.f32()[n];
-    ++count;
-  }
-  Var loss(Tensor::full({1}, count ? static_cast<float>(sum / count) : 0.0f), needs_grad({&logits}));
+  float mean = ops::cross_entropy_mean(p, loss_rows.f32(), targets.i32(), N, count);
+  Var loss(Tensor::full({1}, mean), needs_grad({&logits}));
   if (loss.requires_grad() && count > 0) {
     record([logits, targets, lse, p, out = loss.shared(), N, V, count] {
       Tensor d_rows = Tensor::full({N}, out->grad.f32()[0] / static_cast<float>(count));
