@@ -27,9 +27,10 @@ Var linear_bf16(const Var& x, const Var& w) {
       if (!out->grad.defined()) return;
       Tensor dy16 = out->grad.to(DType::BF16);
       release(out);
-      if (w.requires_grad())
-        ops::gemm_bf16(true, false, Dout, Din, N, 1.0f, dy16.bf16(), Dout, x16.bf16(), Din, 1.0f,
-                       w.grad_buffer().f32(), Din);
+      if (w.requires_grad()) {
+        float beta = grad_beta(w);
+        ops::gemm_bf16(true, false, Dout, Din, N, 1.0f, dy16.bf16(), Dout, x16.bf16(), Din, beta, w.grad().f32(), Din);
+      }
       if (x.requires_grad()) {
         float beta = grad_beta(x);
         ops::gemm_bf16(false, false, N, Din, Dout, 1.0f, dy16.bf16(), Dout, w16.bf16(), Din, beta, x.grad().f32(), Din);
@@ -52,8 +53,9 @@ Var linear(const Var& x, const Var& w) {
       if (!out->grad.defined()) return;
       const float* dy = out->grad.f32();
       if (w.requires_grad()) {
-        // dW += dy^T x
-        ops::gemm(true, false, Dout, Din, N, 1.0f, dy, Dout, x.value().f32(), Din, 1.0f, w.grad_buffer().f32(), Din);
+        // dW (+)= dy^T x
+        float beta = grad_beta(w);
+        ops::gemm(true, false, Dout, Din, N, 1.0f, dy, Dout, x.value().f32(), Din, beta, w.grad().f32(), Din);
       }
       if (x.requires_grad()) {
         // dx (+)= dy W
