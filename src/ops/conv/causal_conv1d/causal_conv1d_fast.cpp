@@ -106,7 +106,8 @@ void causal_conv1d_fast_bwd(const CausalConv1dParams& p, const CausalConv1dDims&
   if (ds0 && T == 0) std::fill(ds0, ds0 + d.B * (W - 1) * D, 0.0f);
   // dw[c, i] = sum_t dp_t[c] x_{t-W+1+i}[c], dbias = sum_t dp_t: one thread per channel block.
   constexpr int64_t kBlock = 64;
-  parallel_for((D + kBlock - 1) / kBlock, 1, [&](int64_t c0, int64_t c1) {
+  const int64_t block_grain = std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, d.B * T * kBlock * (W + 1)));
+  parallel_for((D + kBlock - 1) / kBlock, block_grain, [&](int64_t c0, int64_t c1) {
     std::vector<float> acc(static_cast<size_t>((W + 1) * kBlock));
     for (int64_t blk = c0; blk < c1; ++blk) {
       const int64_t lo = blk * kBlock, n = std::min(kBlock, D - lo);

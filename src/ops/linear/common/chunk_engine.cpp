@@ -57,11 +57,17 @@ void scale_rows_from_start(const float* x, int64_t ldx, const float* G, int64_t 
   }
 }
 
+// Tasks per thread so that each parallel region carries >= ~30 us of work (DESIGN.md):
+// about 1e6 flops at the small-GEMM rates these kernels reach.
+int64_t grain_for(double flops_per_task) { return std::max<int64_t>(1, static_cast<int64_t>(1e6 / flops_per_task)); }
+
 // Every (b, h, chunk) task, threaded, each thread with its own workspace of `ws` floats.
 template <typename Fn>
 void for_chunks(const Grid& gr, int64_t ws, Fn&& fn) {
-  const int64_t BH = gr.p.B * gr.p.H;
-  parallel_for(BH * gr.N, 1, [&](int64_t i0, int64_t i1) {
+  const Problem& p = gr.p;
+  const int64_t BH = p.B * p.H;
+  const double flops = 2.0 * p.C * (3.0 * p.K * p.V + static_cast<double>(p.C) * (p.K + p.V));
+  parallel_for(BH * gr.N, grain_for(flops), [&](int64_t i0, int64_t i1) {
     std::vector<float> w(static_cast<size_t>(ws));
     for (int64_t i = i0; i < i1; ++i) fn(i / gr.N, i % gr.N, w.data());
   });
@@ -83,7 +89,7 @@ void compute_states(const Grid& gr, const float* k, const float* v, const float*
          V);
     for (int64_t kk = 0; kk < K; ++kk) decay[(bh * N + n) * K + kk] = exp_f32(G[(L - 1) * K + kk]);
   });
-  parallel_for(p.B * p.H, 1, [&](int64_t b0, int64_t b1) {
+  parallel_for(p.B * p.H, grain_for(2.0 * gr.N * KV), [&](int64_t b0, int64_t b1) {
     for (int64_t bh = b0; bh < b1; ++bh) {
       float* S = states + bh * (N + 1) * KV;
       if (h0) std::memcpy(S, h0 + bh * KV, sizeof(float) * KV);
@@ -150,7 +156,7 @@ void chunk_bwd(const Problem& p, const Intra& intra, const float* q, const float
     scale_rows_from_start(q + gr.k_at(bh, t0), p.H * K, G, L, K, p.scale, Qg, K);
     gemm(true, false, K, V, L, 1.0f, Qg, K, d_o + gr.v_at(bh, t0), p.H * V, 0.0f, dSt + (bh * (N + 1) + n) * KV, V);
   });
-  parallel_for(BH, 1, [&](int64_t b0, int64_t b1) {
+  parallel_for(BH, grain_for(2.0 * N * KV), [&](int64_t b0, int64_t b1) {
     for (int64_t bh = b0; bh < b1; ++bh) {
       float* dS = dSt + bh * (N + 1) * KV;
       if (d_ht) std::memcpy(dS + N * KV, d_ht + bh * KV, sizeof(float) * KV);
@@ -239,7 +245,7 @@ void chunk_bwd(const Problem& p, const Intra& intra, const float* q, const float
 void recurrent_step(const Problem& p, const float* q, const float* k, const float* v, const float* g, float* state,
                     float* o) {
   const int64_t K = p.K, V = p.V, KV = K * V;
-  parallel_for(p.B * p.H, 1, [&](int64_t b0, int64_t b1) {
+  parallel_for(p.B * p.H, grain_for(4.0 * p.T * KV), [&](int64_t b0, int64_t b1) {
     for (int64_t bh = b0; bh < b1; ++bh) {
       const int64_t b = bh / p.H, h = bh % p.H;
       float* S = state + bh * KV;
