@@ -10,8 +10,9 @@
 
 namespace speedlm::nn {
 
-// Up to this many tokens per call the token recurrence beats the chunk form's fixed costs
-// (state checkpoints, score GEMMs); measured with bench_linear's decode/prefill figures.
+// Up to this many tokens per call the mixers use the token recurrence (K x V work per token, no
+// buffers); longer inputs pay the chunk form's per-call costs (state checkpoints, C x C score
+// blocks) once and run its GEMMs. Both forms are exact, so the value only moves speed.
 constexpr int64_t kStepMaxTokens = 8;
 
 // q, k: [B*T, H*K]  v: [B*T, H*V]  g: [B*T, H] or nullptr  S: [B, H, K, V] in/out  ->  o [B*T, H*V]
