@@ -11,6 +11,12 @@
 
 namespace speedlm::ops::linear_chunk {
 
+void small_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (gemm_backend() == GemmBackend::Ref) gemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else gemm_blas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 namespace {
 
 struct Grid {
@@ -85,7 +91,7 @@ void compute_states(const Grid& gr, const float* k, const float* v, const float*
     const int64_t t0 = n * C, L = gr.len(n);
     load_gates(gr, g, bh, t0, L, G);
     scale_rows_to_end(k + gr.k_at(bh, t0), p.H * K, G, L, K, Kd, K);
-    gemm(true, false, K, V, L, 1.0f, Kd, K, v + gr.v_at(bh, t0), p.H * V, 0.0f, states + (bh * (N + 1) + n + 1) * KV,
+    small_gemm(true, false, K, V, L, 1.0f, Kd, K, v + gr.v_at(bh, t0), p.H * V, 0.0f, states + (bh * (N + 1) + n + 1) * KV,
          V);
     for (int64_t kk = 0; kk < K; ++kk) decay[(bh * N + n) * K + kk] = exp_f32(G[(L - 1) * K + kk]);
   });
@@ -126,9 +132,9 @@ void chunk_fwd(const Problem& p, const Intra& intra, const float* q, const float
     const float *qc = q + gr.k_at(bh, t0), *kc = k + gr.k_at(bh, t0), *vc = v + gr.v_at(bh, t0);
     float* oc = o + gr.v_at(bh, t0);
     scale_rows_from_start(qc, p.H * K, G, L, K, p.scale, Qg, K);
-    gemm(false, false, L, V, K, 1.0f, Qg, K, states.f32() + (bh * (N + 1) + n) * KV, V, 0.0f, oc, p.H * V);
+    small_gemm(false, false, L, V, K, 1.0f, Qg, K, states.f32() + (bh * (N + 1) + n) * KV, V, 0.0f, oc, p.H * V);
     intra.scores(ChunkView{L, K, V, qc, kc, vc, p.H * K, p.H * V, G}, p.scale, A);
-    gemm(false, false, L, V, L, 1.0f, A, L, vc, p.H * V, 1.0f, oc, p.H * V);
+    small_gemm(false, false, L, V, L, 1.0f, A, L, vc, p.H * V, 1.0f, oc, p.H * V);
   });
   if (ht)
     for (int64_t bh = 0; bh < BH; ++bh) std::memcpy(ht + bh * KV, states.f32() + (bh * (N + 1) + N) * KV, sizeof(float) * KV);
@@ -154,7 +160,7 @@ void chunk_bwd(const Problem& p, const Intra& intra, const float* q, const float
     const int64_t t0 = n * C, L = gr.len(n);
     load_gates(gr, g, bh, t0, L, G);
     scale_rows_from_start(q + gr.k_at(bh, t0), p.H * K, G, L, K, p.scale, Qg, K);
-    gemm(true, false, K, V, L, 1.0f, Qg, K, d_o + gr.v_at(bh, t0), p.H * V, 0.0f, dSt + (bh * (N + 1) + n) * KV, V);
+    small_gemm(true, false, K, V, L, 1.0f, Qg, K, d_o + gr.v_at(bh, t0), p.H * V, 0.0f, dSt + (bh * (N + 1) + n) * KV, V);
   });
   parallel_for(BH, grain_for(2.0 * N * KV), [&](int64_t b0, int64_t b1) {
     for (int64_t bh = b0; bh < b1; ++bh) {
@@ -181,14 +187,14 @@ void chunk_bwd(const Problem& p, const Intra& intra, const float* q, const float
     float *dqc = dq + gr.k_at(bh, t0), *dkc = dk + gr.k_at(bh, t0), *dvc = dv + gr.v_at(bh, t0);
     const ChunkView cv{L, K, V, qc, kc, vc, ldk, ldv, G};
     intra.scores(cv, p.scale, A);
-    gemm(false, true, L, L, V, 1.0f, doc, ldv, vc, ldv, 0.0f, dA, L);
+    small_gemm(false, true, L, L, V, 1.0f, doc, ldv, vc, ldv, 0.0f, dA, L);
     // dV = A^T dO + (K o exp(G_last - G)) dS
-    gemm(true, false, L, V, L, 1.0f, A, L, doc, ldv, 0.0f, dvc, ldv);
+    small_gemm(true, false, L, V, L, 1.0f, A, L, doc, ldv, 0.0f, dvc, ldv);
     scale_rows_to_end(kc, ldk, G, L, K, Kd, K);
-    gemm(false, false, L, V, K, 1.0f, Kd, K, dS, V, 1.0f, dvc, ldv);
+    small_gemm(false, false, L, V, K, 1.0f, Kd, K, dS, V, 1.0f, dvc, ldv);
     // Inter-chunk parts: dq = scale exp(G) o (dO S^T) (in dq), dk = exp(G_last - G) o (V dS^T) (in dKi).
-    gemm(false, true, L, K, V, 1.0f, doc, ldv, S, V, 0.0f, dqc, ldk);
-    gemm(false, true, L, K, V, 1.0f, vc, ldv, dS, V, 0.0f, dKi, K);
+    small_gemm(false, true, L, K, V, 1.0f, doc, ldv, S, V, 0.0f, dqc, ldk);
+    small_gemm(false, true, L, K, V, 1.0f, vc, ldv, dS, V, 0.0f, dKi, K);
     const float* Gl = G + (L - 1) * K;
     for (int64_t t = 0; t < L; ++t) {
 #pragma omp simd

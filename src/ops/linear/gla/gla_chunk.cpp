@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "core/simd_math.h"
-#include "ops/linalg/gemm/gemm.h"
 #include "ops/linear/common/chunk_engine.h"
 #include "ops/linear/gla/gla.h"
 
@@ -46,7 +45,7 @@ void scores(const ChunkView& c, float scale, float* A) {
     if (i0 > 0) {
       rescale(c.q, c.ldk, c.G, K, r, 1.0f, i0, i1, Qt);
       rescale(c.k, c.ldk, c.G, K, r, -1.0f, 0, i0, Kt);
-      gemm(false, true, i1 - i0, i0, K, scale, Qt, K, Kt, K, 0.0f, A + i0 * L, L);
+      linear_chunk::small_gemm(false, true, i1 - i0, i0, K, scale, Qt, K, Kt, K, 0.0f, A + i0 * L, L);
     }
     for (int64_t t = i0; t < i1; ++t)
       for (int64_t s = i0; s <= t; ++s) {
@@ -70,7 +69,7 @@ void score_grads(const ChunkView& c, float scale, float* dA, float* dq, float* d
     const int64_t i1 = std::min(i0 + kSub, L);
     const float* r = c.G + i0 * K;
     rescale(c.k, c.ldk, c.G, K, r, -1.0f, 0, i0, X);
-    gemm(false, false, i1 - i0, K, i0, scale, dA + i0 * L, L, X, K, 0.0f, tmp, K);
+    linear_chunk::small_gemm(false, false, i1 - i0, K, i0, scale, dA + i0 * L, L, X, K, 0.0f, tmp, K);
     for (int64_t t = i0; t < i1; ++t) {
 #pragma omp simd
       for (int64_t kk = 0; kk < K; ++kk) dq[t * ld + kk] += tmp[(t - i0) * K + kk] * exp_f32(c.G[t * K + kk] - r[kk]);
@@ -80,7 +79,7 @@ void score_grads(const ChunkView& c, float scale, float* dA, float* dq, float* d
     const int64_t j1 = j0 + kSub;
     const float* r = c.G + (j1 - 1) * K;
     rescale(c.q, c.ldk, c.G, K, r, 1.0f, j1, L, Y);
-    gemm(true, false, j1 - j0, K, L - j1, scale, dA + j1 * L + j0, L, Y, K, 0.0f, tmp, K);
+    linear_chunk::small_gemm(true, false, j1 - j0, K, L - j1, scale, dA + j1 * L + j0, L, Y, K, 0.0f, tmp, K);
     for (int64_t s = j0; s < j1; ++s) {
 #pragma omp simd
       for (int64_t kk = 0; kk < K; ++kk) dk[s * ld + kk] += tmp[(s - j0) * K + kk] * exp_f32(r[kk] - c.G[s * K + kk]);
