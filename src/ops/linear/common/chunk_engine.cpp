@@ -46,18 +46,32 @@ void load_gates(const Grid& gr, const float* g, int64_t bh, int64_t t0, int64_t 
   }
 }
 
-// out[t, k] = x[t, k] * exp(G[t, k] - G[L-1, k]) ... in the two sign conventions the kernels need:
-// to_end: factor exp(G_last - G_t) (<= 1); from_start: factor exp(G_t) * scale (<= scale).
-void scale_rows_to_end(const float* x, int64_t ldx, const float* G, int64_t L, int64_t K, float* out, int64_t ldo) {
+// Row scalings by gate factors, in the two sign conventions the kernels need:
+// to_end: out = x o exp(G_last - G_t) (<= 1); from_start: out = s x o exp(G_t) (<= s).
+// A per-head gate (row_gate) has one factor per row: one exp per row instead of K.
+void scale_rows_to_end(const float* x, int64_t ldx, const float* G, int64_t L, int64_t K, bool row_gate, float* out,
+                       int64_t ldo) {
   const float* Gl = G + (L - 1) * K;
   for (int64_t t = 0; t < L; ++t) {
+    if (row_gate) {
+      const float f = exp_f32(Gl[0] - G[t * K]);
+#pragma omp simd
+      for (int64_t kk = 0; kk < K; ++kk) out[t * ldo + kk] = x[t * ldx + kk] * f;
+      continue;
+    }
 #pragma omp simd
     for (int64_t kk = 0; kk < K; ++kk) out[t * ldo + kk] = x[t * ldx + kk] * exp_f32(Gl[kk] - G[t * K + kk]);
   }
 }
-void scale_rows_from_start(const float* x, int64_t ldx, const float* G, int64_t L, int64_t K, float s, float* out,
-                           int64_t ldo) {
+void scale_rows_from_start(const float* x, int64_t ldx, const float* G, int64_t L, int64_t K, bool row_gate, float s,
+                           float* out, int64_t ldo) {
   for (int64_t t = 0; t < L; ++t) {
+    if (row_gate) {
+      const float f = s * exp_f32(G[t * K]);
+#pragma omp simd
+      for (int64_t kk = 0; kk < K; ++kk) out[t * ldo + kk] = x[t * ldx + kk] * f;
+      continue;
+    }
 #pragma omp simd
     for (int64_t kk = 0; kk < K; ++kk) out[t * ldo + kk] = s * x[t * ldx + kk] * exp_f32(G[t * K + kk]);
   }
@@ -103,7 +117,7 @@ void chunk_contribution(const Grid& gr, const float* k, const float* v, const fl
   const int64_t K = p.K, V = p.V, C = p.C, t0 = n * C, L = gr.len(n);
   float *G = w, *Kd = w + C * K;
   load_gates(gr, g, bh, t0, L, G);
-  scale_rows_to_end(k + gr.k_at(bh, t0), p.H * K, G, L, K, Kd, K);
+  scale_rows_to_end(k + gr.k_at(bh, t0), p.H * K, G, L, K, p.gate_width <= 1, Kd, K);
   small_gemm(true, false, K, V, L, 1.0f, Kd, K, v + gr.v_at(bh, t0), p.H * V, 0.0f, U, V);
   for (int64_t kk = 0; kk < K; ++kk) dc[kk] = exp_f32(G[(L - 1) * K + kk]);
 }
@@ -153,7 +167,7 @@ void chunk_output(const Grid& gr, const Intra& intra, const float* q, const floa
   load_gates(gr, g, bh, t0, L, G);
   const float *qc = q + gr.k_at(bh, t0), *kc = k + gr.k_at(bh, t0), *vc = v + gr.v_at(bh, t0);
   float* oc = o + gr.v_at(bh, t0);
-  scale_rows_from_start(qc, p.H * K, G, L, K, p.scale, Qg, K);
+  scale_rows_from_start(qc, p.H * K, G, L, K, p.gate_width <= 1, p.scale, Qg, K);
   small_gemm(false, false, L, V, K, 1.0f, Qg, K, S, V, 0.0f, oc, p.H * V);
   intra.scores(ChunkView{L, K, V, qc, kc, vc, p.H * K, p.H * V, G}, p.scale, A);
   small_gemm(false, false, L, V, L, 1.0f, A, L, vc, p.H * V, 1.0f, oc, p.H * V);
@@ -166,7 +180,7 @@ void chunk_state_grad(const Grid& gr, const float* q, const float* g, const floa
   const int64_t K = p.K, V = p.V, C = p.C, t0 = n * C, L = gr.len(n);
   float *G = w, *Qg = w + C * K;
   load_gates(gr, g, bh, t0, L, G);
-  scale_rows_from_start(q + gr.k_at(bh, t0), p.H * K, G, L, K, p.scale, Qg, K);
+  scale_rows_from_start(q + gr.k_at(bh, t0), p.H * K, G, L, K, p.gate_width <= 1, p.scale, Qg, K);
   small_gemm(true, false, K, V, L, 1.0f, Qg, K, d_o + gr.v_at(bh, t0), p.H * V, beta, W, V);
 }
 
@@ -197,19 +211,13 @@ void chunk_grads(const Grid& gr, const Intra& intra, const Io& io, int64_t bh, i
   small_gemm(false, true, L, L, V, 1.0f, doc, ldv, vc, ldv, 0.0f, dA, L);
   // dV = A^T dO + (K o exp(G_last - G)) dS
   small_gemm(true, false, L, V, L, 1.0f, A, L, doc, ldv, 0.0f, dvc, ldv);
-  scale_rows_to_end(kc, ldk, G, L, K, Kd, K);
+  scale_rows_to_end(kc, ldk, G, L, K, p.gate_width <= 1, Kd, K);
   small_gemm(false, false, L, V, K, 1.0f, Kd, K, dS, V, 1.0f, dvc, ldv);
   // Inter-chunk parts: dq = scale exp(G) o (dO S^T) (in dq), dk = exp(G_last - G) o (V dS^T) (in dKi).
   small_gemm(false, true, L, K, V, 1.0f, doc, ldv, S, V, 0.0f, dqc, ldk);
   small_gemm(false, true, L, K, V, 1.0f, vc, ldv, dS, V, 0.0f, dKi, K);
-  const float* Gl = G + (L - 1) * K;
-  for (int64_t t = 0; t < L; ++t) {
-#pragma omp simd
-    for (int64_t kk = 0; kk < K; ++kk) {
-      dqc[t * ldk + kk] *= p.scale * exp_f32(G[t * K + kk]);
-      dKi[t * K + kk] *= exp_f32(Gl[kk] - G[t * K + kk]);
-    }
-  }
+  scale_rows_from_start(dqc, ldk, G, L, K, p.gate_width <= 1, p.scale, dqc, ldk);
+  scale_rows_to_end(dKi, K, G, L, K, p.gate_width <= 1, dKi, K);
   // Intra-chunk parts below the diagonal (dQa, dKa); the diagonal (exp(0) = 1 for every gate)
   // is added last, so the gate gradient never subtracts two O(1) diagonal terms.
   for (int64_t t = 0; t < L; ++t) diag[t] = p.scale * dA[t * L + t];
