@@ -148,15 +148,13 @@ Qkv split_qkv_rope(const Var& qkv, const Tensor& pos, const ops::AttentionDims& 
   Qkv r{Var(Tensor::empty({N, H * Dh}), rg), Var(Tensor::empty({N, KVH * Dh}), rg), Var(Tensor::empty({N, KVH * Dh}), rg)};
   const float* src = qkv.value().f32();
   float *q = r.q.value().f32(), *k = r.k.value().f32(), *v = r.v.value().f32();
+  // q and k are rotated straight out of the fused rows; v is a strided copy.
+  ops::rope_fast_fwd_rows(rope, src, W, pos.i32(), d.B, d.Tq, H, Dh, q, H * Dh);
+  ops::rope_fast_fwd_rows(rope, src + H * Dh, W, pos.i32(), d.B, d.Tq, KVH, Dh, k, KVH * Dh);
   parallel_for(N, 256, [&](int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; ++n) {
-      std::memcpy(q + n * H * Dh, src + n * W, sizeof(float) * H * Dh);
-      std::memcpy(k + n * KVH * Dh, src + n * W + H * Dh, sizeof(float) * KVH * Dh);
+    for (int64_t n = n0; n < n1; ++n)
       std::memcpy(v + n * KVH * Dh, src + n * W + (H + KVH) * Dh, sizeof(float) * KVH * Dh);
-    }
   });
-  ops::rope_fast_fwd(rope, q, pos.i32(), d.B, d.Tq, H, Dh, q);
-  ops::rope_fast_fwd(rope, k, pos.i32(), d.B, d.Tq, KVH, Dh, k);
   if (rg) {
     record([qkv, pos, d, rope, qo = r.q.shared(), ko = r.k.shared(), vo = r.v.shared(), N, H, KVH, Dh, W] {
       GradSink s = grad_sink(qkv);
@@ -164,13 +162,16 @@ Qkv split_qkv_rope(const Var& qkv, const Tensor& pos, const ops::AttentionDims& 
       auto put = [&](const std::shared_ptr<VarImpl>& part, int64_t heads, int64_t col, bool rotate) {
         int64_t w = heads * Dh;
         const float* g = part->grad.defined() ? part->grad.f32() : nullptr;
-        if (g && rotate) ops::rope_fast_bwd(rope, g, pos.i32(), d.B, d.Tq, heads, Dh, part->grad.f32());
-        parallel_for(N, 256, [&](int64_t n0, int64_t n1) {
-          for (int64_t n = n0; n < n1; ++n) {
-            if (g) std::memcpy(dst + n * W + col, g + n * w, sizeof(float) * w);
-            else std::memset(dst + n * W + col, 0, sizeof(float) * w);
-          }
-        });
+        if (g && rotate) {
+          ops::rope_fast_bwd_rows(rope, g, w, pos.i32(), d.B, d.Tq, heads, Dh, dst + col, W);
+        } else {
+          parallel_for(N, 256, [&](int64_t n0, int64_t n1) {
+            for (int64_t n = n0; n < n1; ++n) {
+              if (g) std::memcpy(dst + n * W + col, g + n * w, sizeof(float) * w);
+              else std::memset(dst + n * W + col, 0, sizeof(float) * w);
+            }
+          });
+        }
         part->grad = Tensor();
       };
       put(qo, H, 0, true);
