@@ -94,12 +94,13 @@ Var rmsnorm(const Var& x, const Var& w, float eps) {
   if (y.requires_grad()) {
     record([x, w, rstd, p, out = y.shared(), N, D] {
       if (!out->grad.defined()) return;
-      GradSink dx = grad_sink(x);
       Tensor dw_scratch;
       float* dw = w.requires_grad() ? w.grad_buffer().f32() : (dw_scratch = Tensor::zeros({D})).f32();
-      ops::rmsnorm_fast_bwd(p, x.value().f32(), w.value().f32(), rstd.f32(), out->grad.f32(), N, D, dx.target.f32(),
-                            dw);
-      commit(x, dx);
+      // Accumulates straight into x's gradient when other consumers (the residual stream) wrote it.
+      bool accumulate = x.grad().defined();
+      if (!accumulate) x.impl()->grad = Tensor::empty(x.shape());
+      ops::rmsnorm_fast_bwd(p, x.value().f32(), w.value().f32(), rstd.f32(), out->grad.f32(), N, D, x.grad().f32(),
+                            dw, accumulate);
       release(out);
     });
   }
