@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "core/simd_math.h"
 #include "ops/linalg/gemm/gemm.h"
 #include "ops/linear/gated_delta_rule/gated_delta_rule.h"
 
@@ -25,6 +26,7 @@ struct Head {
   float scale;
   const float *q, *k, *v, *beta, *g;  // already offset to (b, t = 0, h)
   Buf qc, kc, vc, bc, G;              // [C, K], [C, K], [C, V], [C], [C]
+  Buf gam, eg, el;                     // Gamma [C, C] (0 above the diagonal), e^G [C], e^{G_c - G} [C]
 
   Head(const GatedDeltaRuleParams& p, const GatedDeltaRuleDims& dd, const float* q_, const float* k_, const float* v_,
        const float* beta_, const float* g_, int64_t bh)
@@ -36,11 +38,13 @@ struct Head {
     beta = beta_ + s;
     g = g_ ? g_ + s : nullptr;
     qc.resize(C * d.K), kc.resize(C * d.K), vc.resize(C * d.V), bc.resize(C), G.resize(C);
+    gam.resize(C * C), eg.resize(C), el.resize(C);
   }
   int64_t chunks() const { return (d.T + C - 1) / C; }
   int64_t rows(int64_t n) const { return std::min(C, d.T - n * C); }
 
-  // Gathers chunk n; returns its length c. G is the inclusive chunk-local cumsum of g.
+  // Gathers chunk n and its decay factors; returns its length c. G is the inclusive chunk-local
+  // cumsum of g; exponents are masked to <= 0 before exp (never exp(-G) alone).
   int64_t gather(int64_t n) {
     const int64_t t0 = n * C, c = rows(n), K = d.K, V = d.V, HK = d.H * K, HV = d.H * V;
     float acc = 0.0f;
@@ -51,6 +55,14 @@ struct Head {
       bc[t] = beta[(t0 + t) * d.H];
       acc += g ? g[(t0 + t) * d.H] : 0.0f;
       G[t] = acc;
+    }
+    for (int64_t i = 0; i < c; ++i) {
+      float* gi = &gam[i * C];
+      const float Gi = G[i];
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) gi[j] = exp_f32(std::min(Gi - G[j], 0.0f)) * static_cast<float>(j <= i);
+      eg[i] = exp_f32(std::min(Gi, 0.0f));
+      el[i] = exp_f32(std::min(G[c - 1] - Gi, 0.0f));
     }
     return c;
   }
@@ -64,7 +76,7 @@ void wy_inverse(const Head& hd, int64_t c, float* kk, float* A, float* T) {
   for (int64_t i = 0; i < c; ++i) {
     float *Ai = A + i * C, *Ti = T + i * C;
     for (int64_t j = 0; j < c; ++j) {
-      Ai[j] = j < i ? hd.bc[i] * kk[i * C + j] * std::exp(hd.G[i] - hd.G[j]) : 0.0f;
+      Ai[j] = j < i ? hd.bc[i] * kk[i * C + j] * hd.gam[i * C + j] : 0.0f;
       Ti[j] = j == i ? 1.0f : 0.0f;
     }
     for (int64_t m = 0; m < i; ++m) {
@@ -80,7 +92,8 @@ void intra_scores(const Head& hd, int64_t c, float* P) {
   const int64_t C = hd.C, K = hd.d.K;
   gemm(false, true, c, c, K, 1.0f, hd.qc.data(), K, hd.kc.data(), K, 0.0f, P, C);
   for (int64_t i = 0; i < c; ++i)
-    for (int64_t j = 0; j < c; ++j) P[i * C + j] = j <= i ? hd.scale * P[i * C + j] * std::exp(hd.G[i] - hd.G[j]) : 0.0f;
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) P[i * C + j] = hd.scale * P[i * C + j] * hd.gam[i * C + j];
 }
 
 // What the backward keeps per head from its forward pass: entering states and the WY factors.
@@ -105,7 +118,7 @@ void head_forward(Head& hd, FwdWork& ws, float* S, float* o, Saved* saved) {
     if (saved) std::memcpy(&saved->S[n * K * V], S, sizeof(float) * K * V);
     wy_inverse(hd, c, kk, ws.A.data(), T);
     for (int64_t i = 0; i < c; ++i) {
-      const float be = hd.bc[i] * std::exp(hd.G[i]);
+      const float be = hd.bc[i] * hd.eg[i];
       for (int64_t x = 0; x < K; ++x) ws.kb[i * K + x] = be * hd.kc[i * K + x];
       for (int64_t x = 0; x < V; ++x) ws.vb[i * V + x] = hd.bc[i] * hd.vc[i * V + x];
     }
@@ -115,7 +128,7 @@ void head_forward(Head& hd, FwdWork& ws, float* S, float* o, Saved* saved) {
     if (o) {
       gemm(false, false, c, V, K, 1.0f, hd.qc.data(), K, S, V, 0.0f, ws.ob.data(), V);
       for (int64_t i = 0; i < c; ++i) {
-        const float e = hd.scale * std::exp(hd.G[i]);
+        const float e = hd.scale * hd.eg[i];
         for (int64_t x = 0; x < V; ++x) ws.ob[i * V + x] *= e;
       }
       intra_scores(hd, c, ws.P.data());
@@ -124,12 +137,10 @@ void head_forward(Head& hd, FwdWork& ws, float* S, float* o, Saved* saved) {
         std::memcpy(o + (t0 + i) * hd.d.H * V, &ws.ob[i * V], sizeof(float) * V);
     }
     // S' = e^{G_c} S + (diag(e^{G_c - G}) K)^T V_new
-    const float gl = hd.G[c - 1], el = std::exp(gl);
+    const float el = hd.eg[c - 1];
     for (int64_t x = 0; x < K * V; ++x) S[x] *= el;
-    for (int64_t i = 0; i < c; ++i) {
-      const float ed = std::exp(gl - hd.G[i]);
-      for (int64_t x = 0; x < K; ++x) ws.kb[i * K + x] = ed * hd.kc[i * K + x];
-    }
+    for (int64_t i = 0; i < c; ++i)
+      for (int64_t x = 0; x < K; ++x) ws.kb[i * K + x] = hd.el[i] * hd.kc[i * K + x];
     gemm(true, false, K, V, c, 1.0f, ws.kb.data(), K, vn, V, 1.0f, S, V);
   }
   if (saved) std::memcpy(&saved->S[N * K * V], S, sizeof(float) * K * V);
@@ -175,8 +186,8 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
   const int64_t c = hd.gather(n), t0 = n * C;
   const float *S = &sv.S[n * K * V], *vn = &sv.vn[t0 * V], *w = &sv.w[t0 * K];
   const float *T = &sv.T[n * C * C], *kk = &sv.kk[n * C * C];
-  const float *qc = hd.qc.data(), *kc = hd.kc.data(), *vc = hd.vc.data(), *bc = hd.bc.data(), *G = hd.G.data();
-  const float gl = G[c - 1], el = std::exp(gl);
+  const float *qc = hd.qc.data(), *kc = hd.kc.data(), *vc = hd.vc.data(), *bc = hd.bc.data();
+  const float el = hd.eg[c - 1], *gam = hd.gam.data();
   float *dq = ws.dq.data(), *dk = ws.dk.data(), *dvn = ws.dvn.data(), *E = ws.E.data(), *P = ws.P.data();
   float* dG = ws.dG.data();
   for (int64_t i = 0; i < c; ++i) std::memcpy(&ws.dO[i * V], d_o + (t0 + i) * HV, sizeof(float) * V);
@@ -199,12 +210,12 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
         dG[i] += z;
         dG[j] -= z;
       }
-      e *= hd.scale * std::exp(G[i] - G[j]);
+      e *= hd.scale * gam[i * C + j];
     }
   // dQ = scale diag(e^G) dO S^T + E K
   gemm(false, true, c, K, V, 1.0f, ws.dO.data(), V, S, V, 0.0f, dq, K);
   for (int64_t i = 0; i < c; ++i) {
-    const float e = hd.scale * std::exp(G[i]);
+    const float e = hd.scale * hd.eg[i];
     float acc = 0.0f;
     for (int64_t x = 0; x < K; ++x) {
       dq[i * K + x] *= e;
@@ -216,7 +227,7 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
   // dK = E^T Q + diag(e^{G_c - G}) V_new dS^T;  kd = diag(e^{G_c - G}) K into kb.
   gemm(false, true, c, K, V, 1.0f, vn, V, dS, V, 0.0f, dk, K);
   for (int64_t i = 0; i < c; ++i) {
-    const float ed = std::exp(gl - G[i]);
+    const float ed = hd.el[i];
     float acc = 0.0f;
     for (int64_t x = 0; x < K; ++x) {
       dk[i * K + x] *= ed;
@@ -238,7 +249,7 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
   // dS_enter = e^{G_c} dS + scale (diag(e^G) Q)^T dO - W^T dV_new;  qe into kb.
   for (int64_t x = 0; x < K * V; ++x) dS[x] *= el;
   for (int64_t i = 0; i < c; ++i) {
-    const float e = hd.scale * std::exp(G[i]);
+    const float e = hd.scale * hd.eg[i];
     for (int64_t x = 0; x < K; ++x) ws.kb[i * K + x] = e * qc[i * K + x];
   }
   gemm(true, false, K, V, c, 1.0f, ws.kb.data(), K, ws.dO.data(), V, 1.0f, dS, V);
@@ -250,7 +261,7 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
   gemm(true, false, c, V, c, 1.0f, T, C, dvn, V, 0.0f, ws.Y.data(), V);
   float* db = ws.db.data();
   for (int64_t i = 0; i < c; ++i) {
-    const float e = std::exp(G[i]), be = bc[i] * e;
+    const float e = hd.eg[i], be = bc[i] * e;
     float xk = 0.0f, yv = 0.0f;
     for (int64_t x = 0; x < K; ++x) {
       xk += ws.X[i * K + x] * kc[i * K + x];
@@ -278,10 +289,10 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
         da = 0.0f;
         continue;
       }
-      const float gam = std::exp(G[i] - G[j]), z = da * bc[i] * kk[i * C + j] * gam;
+      const float z = da * bc[i] * kk[i * C + j] * gam[i * C + j];
       dG[i] += z;
       dG[j] -= z;
-      da *= gam;
+      da *= gam[i * C + j];
       db[i] += da * kk[i * C + j];
     }
   // dk_i += b_i sum_j dM_ij k_j;  dk_j += sum_i dM_ij b_i k_i.
