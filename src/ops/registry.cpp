@@ -16,6 +16,7 @@ OpEntry attention_registry_entry();
 OpEntry gated_delta_rule_registry_entry();
 OpEntry delta_rule_registry_entry();
 OpEntry selective_scan_registry_entry();
+OpEntry rwkv7_registry_entry();
 
 const std::vector<OpEntry>& registry() {
   static const std::vector<OpEntry> entries = {
@@ -30,6 +31,7 @@ const std::vector<OpEntry>& registry() {
       gated_delta_rule_registry_entry(),
       delta_rule_registry_entry(),
       selective_scan_registry_entry(),
+      rwkv7_registry_entry(),
   };
   return entries;
 }

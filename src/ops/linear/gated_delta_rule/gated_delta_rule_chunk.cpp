@@ -154,7 +154,7 @@ void gated_delta_rule_chunk_fwd(const GatedDeltaRuleParams& p, const GatedDeltaR
                                 const float* k, const float* v, const float* beta, const float* g, const float* h0,
                                 float* o, float* ht) {
   const int64_t KV = d.K * d.V;
-  parallel_for(d.B * d.H, 1, [&](int64_t lo, int64_t hi) {
+  parallel_for_items(d.B * d.H, [&](int64_t lo, int64_t hi) {
     FwdWork ws(p.chunk, d.K, d.V);
     for (int64_t bh = lo; bh < hi; ++bh) {
       Head hd(p, d, q, k, v, beta, g, bh);
@@ -320,7 +320,7 @@ void gated_delta_rule_chunk_bwd(const GatedDeltaRuleParams& p, const GatedDeltaR
                                 const float* k, const float* v, const float* beta, const float* g, const float* h0,
                                 const float* d_o, const float* d_ht, const GatedDeltaRuleGradsF& gr) {
   const int64_t KV = d.K * d.V, C = p.chunk;
-  parallel_for(d.B * d.H, 1, [&](int64_t lo, int64_t hi) {
+  parallel_for_items(d.B * d.H, [&](int64_t lo, int64_t hi) {
     FwdWork fw(C, d.K, d.V);
     BwdWork bw(C, d.K, d.V);
     Saved sv;
