@@ -18,7 +18,7 @@ namespace speedlm::ops {
 
 struct GatedDeltaRuleParams {
   float scale = 0.0f;  // 0 means 1/sqrt(K)
-  int64_t chunk = 64;  // chunk length C of the chunk form, in [1, 128]
+  int64_t chunk = 32;  // chunk length C of the chunk form, in [1, 128] (32: fastest measured, BENCHMARKS.md)
 };
 
 struct GatedDeltaRuleDims {

@@ -10,7 +10,7 @@
 
 #include "core/parallel.h"
 #include "core/simd_math.h"
-#include "ops/linalg/gemm/gemm.h"
+#include "ops/linear/small_gemm.h"
 #include "ops/linear/gated_delta_rule/gated_delta_rule.h"
 
 namespace speedlm::ops {
@@ -72,7 +72,7 @@ struct Head {
 // (row i of T is e_i - sum_{m<i} A_im T_m). All [C, C], only the leading c x c used.
 void wy_inverse(const Head& hd, int64_t c, float* kk, float* A, float* T) {
   const int64_t C = hd.C, K = hd.d.K;
-  gemm(false, true, c, c, K, 1.0f, hd.kc.data(), K, hd.kc.data(), K, 0.0f, kk, C);
+  small_gemm(false, true, c, c, K, 1.0f, hd.kc.data(), K, hd.kc.data(), K, 0.0f, kk, C);
   for (int64_t i = 0; i < c; ++i) {
     float *Ai = A + i * C, *Ti = T + i * C;
     for (int64_t j = 0; j < c; ++j) {
@@ -90,7 +90,7 @@ void wy_inverse(const Head& hd, int64_t c, float* kk, float* A, float* T) {
 // P = scale (Q K^T o Gamma), lower triangle including the diagonal.
 void intra_scores(const Head& hd, int64_t c, float* P) {
   const int64_t C = hd.C, K = hd.d.K;
-  gemm(false, true, c, c, K, 1.0f, hd.qc.data(), K, hd.kc.data(), K, 0.0f, P, C);
+  small_gemm(false, true, c, c, K, 1.0f, hd.qc.data(), K, hd.kc.data(), K, 0.0f, P, C);
   for (int64_t i = 0; i < c; ++i)
 #pragma omp simd
     for (int64_t j = 0; j < c; ++j) P[i * C + j] = hd.scale * P[i * C + j] * hd.gam[i * C + j];
@@ -122,17 +122,17 @@ void head_forward(Head& hd, FwdWork& ws, float* S, float* o, Saved* saved) {
       for (int64_t x = 0; x < K; ++x) ws.kb[i * K + x] = be * hd.kc[i * K + x];
       for (int64_t x = 0; x < V; ++x) ws.vb[i * V + x] = hd.bc[i] * hd.vc[i * V + x];
     }
-    gemm(false, false, c, K, c, 1.0f, T, C, ws.kb.data(), K, 0.0f, w, K);
-    gemm(false, false, c, V, c, 1.0f, T, C, ws.vb.data(), V, 0.0f, vn, V);
-    gemm(false, false, c, V, K, -1.0f, w, K, S, V, 1.0f, vn, V);  // V_new = U - W S
+    small_gemm(false, false, c, K, c, 1.0f, T, C, ws.kb.data(), K, 0.0f, w, K);
+    small_gemm(false, false, c, V, c, 1.0f, T, C, ws.vb.data(), V, 0.0f, vn, V);
+    small_gemm(false, false, c, V, K, -1.0f, w, K, S, V, 1.0f, vn, V);  // V_new = U - W S
     if (o) {
-      gemm(false, false, c, V, K, 1.0f, hd.qc.data(), K, S, V, 0.0f, ws.ob.data(), V);
+      small_gemm(false, false, c, V, K, 1.0f, hd.qc.data(), K, S, V, 0.0f, ws.ob.data(), V);
       for (int64_t i = 0; i < c; ++i) {
         const float e = hd.scale * hd.eg[i];
         for (int64_t x = 0; x < V; ++x) ws.ob[i * V + x] *= e;
       }
       intra_scores(hd, c, ws.P.data());
-      gemm(false, false, c, V, c, 1.0f, ws.P.data(), C, vn, V, 1.0f, ws.ob.data(), V);
+      small_gemm(false, false, c, V, c, 1.0f, ws.P.data(), C, vn, V, 1.0f, ws.ob.data(), V);
       for (int64_t i = 0; i < c; ++i)
         std::memcpy(o + (t0 + i) * hd.d.H * V, &ws.ob[i * V], sizeof(float) * V);
     }
@@ -141,7 +141,7 @@ void head_forward(Head& hd, FwdWork& ws, float* S, float* o, Saved* saved) {
     for (int64_t x = 0; x < K * V; ++x) S[x] *= el;
     for (int64_t i = 0; i < c; ++i)
       for (int64_t x = 0; x < K; ++x) ws.kb[i * K + x] = hd.el[i] * hd.kc[i * K + x];
-    gemm(true, false, K, V, c, 1.0f, ws.kb.data(), K, vn, V, 1.0f, S, V);
+    small_gemm(true, false, K, V, c, 1.0f, ws.kb.data(), K, vn, V, 1.0f, S, V);
   }
   if (saved) std::memcpy(&saved->S[N * K * V], S, sizeof(float) * K * V);
 }
@@ -195,7 +195,7 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
 
   // Intra-chunk output O += P V_new: E = dO V_new^T; dP o P feeds the gate, dP o Gamma the scores.
   intra_scores(hd, c, P);
-  gemm(false, true, c, c, V, 1.0f, ws.dO.data(), V, vn, V, 0.0f, E, C);
+  small_gemm(false, true, c, c, V, 1.0f, ws.dO.data(), V, vn, V, 0.0f, E, C);
   for (int64_t i = 0; i < c; ++i)
     for (int64_t j = 0; j < c; ++j) {
       float& e = E[i * C + j];
@@ -213,7 +213,7 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
       e *= hd.scale * gam[i * C + j];
     }
   // dQ = scale diag(e^G) dO S^T + E K
-  gemm(false, true, c, K, V, 1.0f, ws.dO.data(), V, S, V, 0.0f, dq, K);
+  small_gemm(false, true, c, K, V, 1.0f, ws.dO.data(), V, S, V, 0.0f, dq, K);
   for (int64_t i = 0; i < c; ++i) {
     const float e = hd.scale * hd.eg[i];
     float acc = 0.0f;
@@ -223,9 +223,9 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
     }
     dG[i] += acc;
   }
-  gemm(false, false, c, K, c, 1.0f, E, C, kc, K, 1.0f, dq, K);
+  small_gemm(false, false, c, K, c, 1.0f, E, C, kc, K, 1.0f, dq, K);
   // dK = E^T Q + diag(e^{G_c - G}) V_new dS^T;  kd = diag(e^{G_c - G}) K into kb.
-  gemm(false, true, c, K, V, 1.0f, vn, V, dS, V, 0.0f, dk, K);
+  small_gemm(false, true, c, K, V, 1.0f, vn, V, dS, V, 0.0f, dk, K);
   for (int64_t i = 0; i < c; ++i) {
     const float ed = hd.el[i];
     float acc = 0.0f;
@@ -239,26 +239,26 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
       dG[c - 1] += acc;
     }
   }
-  gemm(true, false, c, K, c, 1.0f, E, C, qc, K, 1.0f, dk, K);
+  small_gemm(true, false, c, K, c, 1.0f, E, C, qc, K, 1.0f, dk, K);
   float sds = 0.0f;
   for (int64_t x = 0; x < K * V; ++x) sds += S[x] * dS[x];
   dG[c - 1] += el * sds;
   // dV_new = P^T dO + kd dS
-  gemm(false, false, c, V, K, 1.0f, ws.kb.data(), K, dS, V, 0.0f, dvn, V);
-  gemm(true, false, c, V, c, 1.0f, P, C, ws.dO.data(), V, 1.0f, dvn, V);
+  small_gemm(false, false, c, V, K, 1.0f, ws.kb.data(), K, dS, V, 0.0f, dvn, V);
+  small_gemm(true, false, c, V, c, 1.0f, P, C, ws.dO.data(), V, 1.0f, dvn, V);
   // dS_enter = e^{G_c} dS + scale (diag(e^G) Q)^T dO - W^T dV_new;  qe into kb.
   for (int64_t x = 0; x < K * V; ++x) dS[x] *= el;
   for (int64_t i = 0; i < c; ++i) {
     const float e = hd.scale * hd.eg[i];
     for (int64_t x = 0; x < K; ++x) ws.kb[i * K + x] = e * qc[i * K + x];
   }
-  gemm(true, false, K, V, c, 1.0f, ws.kb.data(), K, ws.dO.data(), V, 1.0f, dS, V);
-  gemm(true, false, K, V, c, -1.0f, w, K, dvn, V, 1.0f, dS, V);
+  small_gemm(true, false, K, V, c, 1.0f, ws.kb.data(), K, ws.dO.data(), V, 1.0f, dS, V);
+  small_gemm(true, false, K, V, c, -1.0f, w, K, dvn, V, 1.0f, dS, V);
 
   // WY backward: V_new = U - W S, W = T Kb, U = T Vb.
-  gemm(false, true, c, K, V, -1.0f, dvn, V, S, V, 0.0f, ws.dw.data(), K);
-  gemm(true, false, c, K, c, 1.0f, T, C, ws.dw.data(), K, 0.0f, ws.X.data(), K);
-  gemm(true, false, c, V, c, 1.0f, T, C, dvn, V, 0.0f, ws.Y.data(), V);
+  small_gemm(false, true, c, K, V, -1.0f, dvn, V, S, V, 0.0f, ws.dw.data(), K);
+  small_gemm(true, false, c, K, c, 1.0f, T, C, ws.dw.data(), K, 0.0f, ws.X.data(), K);
+  small_gemm(true, false, c, V, c, 1.0f, T, C, dvn, V, 0.0f, ws.Y.data(), V);
   float* db = ws.db.data();
   for (int64_t i = 0; i < c; ++i) {
     const float e = hd.eg[i], be = bc[i] * e;
@@ -277,10 +277,10 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
     dG[i] += be * xk;
   }
   // Through T = (I + A)^-1: dT = dW Kb^T + dU Vb^T, dA = -T^T dT T^T (strictly lower part).
-  gemm(false, true, c, c, K, 1.0f, ws.dw.data(), K, ws.kb.data(), K, 0.0f, ws.dT.data(), C);
-  gemm(false, true, c, c, V, 1.0f, dvn, V, ws.vb.data(), V, 1.0f, ws.dT.data(), C);
-  gemm(true, false, c, c, c, 1.0f, T, C, ws.dT.data(), C, 0.0f, ws.E.data(), C);
-  gemm(false, true, c, c, c, -1.0f, ws.E.data(), C, T, C, 0.0f, ws.dA.data(), C);
+  small_gemm(false, true, c, c, K, 1.0f, ws.dw.data(), K, ws.kb.data(), K, 0.0f, ws.dT.data(), C);
+  small_gemm(false, true, c, c, V, 1.0f, dvn, V, ws.vb.data(), V, 1.0f, ws.dT.data(), C);
+  small_gemm(true, false, c, c, c, 1.0f, T, C, ws.dT.data(), C, 0.0f, ws.E.data(), C);
+  small_gemm(false, true, c, c, c, -1.0f, ws.E.data(), C, T, C, 0.0f, ws.dA.data(), C);
   // A_ij = b_i kk_ij Gamma_ij (i > j); dM = dA o Gamma into dA.
   for (int64_t i = 0; i < c; ++i)
     for (int64_t j = 0; j < c; ++j) {
@@ -296,13 +296,13 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
       db[i] += da * kk[i * C + j];
     }
   // dk_i += b_i sum_j dM_ij k_j;  dk_j += sum_i dM_ij b_i k_i.
-  gemm(false, false, c, K, c, 1.0f, ws.dA.data(), C, kc, K, 0.0f, ws.tmp.data(), K);
+  small_gemm(false, false, c, K, c, 1.0f, ws.dA.data(), C, kc, K, 0.0f, ws.tmp.data(), K);
   for (int64_t i = 0; i < c; ++i)
     for (int64_t x = 0; x < K; ++x) {
       dk[i * K + x] += bc[i] * ws.tmp[i * K + x];
       ws.kb[i * K + x] = bc[i] * kc[i * K + x];
     }
-  gemm(true, false, c, K, c, 1.0f, ws.dA.data(), C, ws.kb.data(), K, 1.0f, dk, K);
+  small_gemm(true, false, c, K, c, 1.0f, ws.dA.data(), C, ws.kb.data(), K, 1.0f, dk, K);
 
   float acc = 0.0f;  // dg = reverse cumsum of dG within the chunk
   for (int64_t i = c - 1; i >= 0; --i) {

@@ -16,7 +16,7 @@
 
 #include "core/parallel.h"
 #include "core/simd_math.h"
-#include "ops/linalg/gemm/gemm.h"
+#include "ops/linear/small_gemm.h"
 #include "ops/linear/rwkv7/rwkv7.h"
 
 namespace speedlm::ops {
@@ -134,10 +134,10 @@ struct Scores {
 void scores(const Head& hd, int64_t c, Scores& sc) {
   const int64_t K = hd.d.K, C = hd.C;
   if (hd.factorised) {
-    gemm(false, true, c, c, K, 1.0f, hd.qg.data(), K, hd.kinv.data(), K, 0.0f, sc.qk.data(), C);
-    gemm(false, true, c, c, K, 1.0f, hd.qg.data(), K, hd.binv.data(), K, 0.0f, sc.qb.data(), C);
-    gemm(false, true, c, c, K, 1.0f, hd.ag.data(), K, hd.kinv.data(), K, 0.0f, sc.ak.data(), C);
-    gemm(false, true, c, c, K, 1.0f, hd.ag.data(), K, hd.binv.data(), K, 0.0f, sc.ab.data(), C);
+    small_gemm(false, true, c, c, K, 1.0f, hd.qg.data(), K, hd.kinv.data(), K, 0.0f, sc.qk.data(), C);
+    small_gemm(false, true, c, c, K, 1.0f, hd.qg.data(), K, hd.binv.data(), K, 0.0f, sc.qb.data(), C);
+    small_gemm(false, true, c, c, K, 1.0f, hd.ag.data(), K, hd.kinv.data(), K, 0.0f, sc.ak.data(), C);
+    small_gemm(false, true, c, c, K, 1.0f, hd.ag.data(), K, hd.binv.data(), K, 0.0f, sc.ab.data(), C);
     mask(sc.qk.data(), c, C, 1), mask(sc.qb.data(), c, C, 1), mask(sc.ak.data(), c, C, 2), mask(sc.ab.data(), c, C, 2);
     lag_diag(c, C, K, hd.qc.data(), hd.kc.data(), 0, sc.qk.data());
     lag_diag(c, C, K, hd.qc.data(), hd.bc.data(), 0, sc.qb.data());
@@ -184,19 +184,19 @@ void head_forward(Head& hd, FwdWork& ws, float* S, float* o, Saved* saved) {
     if (saved) std::memcpy(&saved->S[n * K * V], S, sizeof(float) * K * V);
     scores(hd, c, ws.sc);
     unit_lower_inverse(ws.sc.ab.data(), c, C, T);
-    gemm(false, false, c, V, c, 1.0f, ws.sc.ak.data(), C, hd.vc.data(), V, 0.0f, ws.r.data(), V);
-    gemm(false, false, c, V, K, 1.0f, hd.ag.data(), K, S, V, 1.0f, ws.r.data(), V);
-    gemm(false, false, c, V, c, 1.0f, T, C, ws.r.data(), V, 0.0f, sa, V);
+    small_gemm(false, false, c, V, c, 1.0f, ws.sc.ak.data(), C, hd.vc.data(), V, 0.0f, ws.r.data(), V);
+    small_gemm(false, false, c, V, K, 1.0f, hd.ag.data(), K, S, V, 1.0f, ws.r.data(), V);
+    small_gemm(false, false, c, V, c, 1.0f, T, C, ws.r.data(), V, 0.0f, sa, V);
     if (o) {
-      gemm(false, false, c, V, K, hd.scale, hd.qg.data(), K, S, V, 0.0f, ws.ob.data(), V);
-      gemm(false, false, c, V, c, hd.scale, ws.sc.qb.data(), C, sa, V, 1.0f, ws.ob.data(), V);
-      gemm(false, false, c, V, c, hd.scale, ws.sc.qk.data(), C, hd.vc.data(), V, 1.0f, ws.ob.data(), V);
+      small_gemm(false, false, c, V, K, hd.scale, hd.qg.data(), K, S, V, 0.0f, ws.ob.data(), V);
+      small_gemm(false, false, c, V, c, hd.scale, ws.sc.qb.data(), C, sa, V, 1.0f, ws.ob.data(), V);
+      small_gemm(false, false, c, V, c, hd.scale, ws.sc.qk.data(), C, hd.vc.data(), V, 1.0f, ws.ob.data(), V);
       for (int64_t i = 0; i < c; ++i) std::memcpy(o + (t0 + i) * hd.d.H * V, &ws.ob[i * V], sizeof(float) * V);
     }
     for (int64_t x = 0; x < K; ++x)
       for (int64_t j = 0; j < V; ++j) S[x * V + j] *= hd.ec[x];
-    gemm(true, false, K, V, c, 1.0f, hd.bd.data(), K, sa, V, 1.0f, S, V);
-    gemm(true, false, K, V, c, 1.0f, hd.kd.data(), K, hd.vc.data(), V, 1.0f, S, V);
+    small_gemm(true, false, K, V, c, 1.0f, hd.bd.data(), K, sa, V, 1.0f, S, V);
+    small_gemm(true, false, K, V, c, 1.0f, hd.kd.data(), K, hd.vc.data(), V, 1.0f, S, V);
   }
   if (saved) std::memcpy(&saved->S[N * K * V], S, sizeof(float) * K * V);
 }
@@ -267,18 +267,18 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
   for (int64_t i = 0; i < c; ++i) std::memcpy(&ws.dO[i * V], d_o + (t0 + i) * HV, sizeof(float) * V);
   const float s = hd.scale;
   // O = scale (qg S0 + Aqb SA + Aqk V)
-  gemm(false, true, c, K, V, s, ws.dO.data(), V, S0, V, 0.0f, ws.dqg.data(), K);
-  gemm(false, true, c, c, V, s, ws.dO.data(), V, sa, V, 0.0f, dsc.qb.data(), C);
-  gemm(false, true, c, c, V, s, ws.dO.data(), V, hd.vc.data(), V, 0.0f, dsc.qk.data(), C);
+  small_gemm(false, true, c, K, V, s, ws.dO.data(), V, S0, V, 0.0f, ws.dqg.data(), K);
+  small_gemm(false, true, c, c, V, s, ws.dO.data(), V, sa, V, 0.0f, dsc.qb.data(), C);
+  small_gemm(false, true, c, c, V, s, ws.dO.data(), V, hd.vc.data(), V, 0.0f, dsc.qk.data(), C);
   mask(dsc.qb.data(), c, C, 0), mask(dsc.qk.data(), c, C, 0);
-  gemm(true, false, c, V, c, s, sc.qb.data(), C, ws.dO.data(), V, 0.0f, ws.dsa.data(), V);
-  gemm(true, false, c, V, c, s, sc.qk.data(), C, ws.dO.data(), V, 0.0f, ws.dv.data(), V);
-  gemm(true, false, K, V, c, s, hd.qg.data(), K, ws.dO.data(), V, 0.0f, ws.dS0.data(), V);
+  small_gemm(true, false, c, V, c, s, sc.qb.data(), C, ws.dO.data(), V, 0.0f, ws.dsa.data(), V);
+  small_gemm(true, false, c, V, c, s, sc.qk.data(), C, ws.dO.data(), V, 0.0f, ws.dv.data(), V);
+  small_gemm(true, false, K, V, c, s, hd.qg.data(), K, ws.dO.data(), V, 0.0f, ws.dS0.data(), V);
   // S' = e^{Gc} S0 + bd^T SA + kd^T V
-  gemm(false, false, c, V, K, 1.0f, hd.bd.data(), K, dS, V, 1.0f, ws.dsa.data(), V);
-  gemm(false, false, c, V, K, 1.0f, hd.kd.data(), K, dS, V, 1.0f, ws.dv.data(), V);
-  gemm(false, true, c, K, V, 1.0f, sa, V, dS, V, 0.0f, ws.dbd.data(), K);
-  gemm(false, true, c, K, V, 1.0f, hd.vc.data(), V, dS, V, 0.0f, ws.dkd.data(), K);
+  small_gemm(false, false, c, V, K, 1.0f, hd.bd.data(), K, dS, V, 1.0f, ws.dsa.data(), V);
+  small_gemm(false, false, c, V, K, 1.0f, hd.kd.data(), K, dS, V, 1.0f, ws.dv.data(), V);
+  small_gemm(false, true, c, K, V, 1.0f, sa, V, dS, V, 0.0f, ws.dbd.data(), K);
+  small_gemm(false, true, c, K, V, 1.0f, hd.vc.data(), V, dS, V, 0.0f, ws.dkd.data(), K);
   for (int64_t x = 0; x < K; ++x) {
     float acc = 0.0f;
     for (int64_t j = 0; j < V; ++j) {
@@ -288,13 +288,13 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
     ws.dGc[x] = hd.ec[x] * acc;
   }
   // SA = T R, R = Aak V + ag S0, T = (I - Aab)^-1: dR = T^T dSA, dAab = dR SA^T.
-  gemm(true, false, c, V, c, 1.0f, T, C, ws.dsa.data(), V, 0.0f, ws.dr.data(), V);
-  gemm(false, true, c, c, V, 1.0f, ws.dr.data(), V, sa, V, 0.0f, dsc.ab.data(), C);
-  gemm(false, true, c, c, V, 1.0f, ws.dr.data(), V, hd.vc.data(), V, 0.0f, dsc.ak.data(), C);
+  small_gemm(true, false, c, V, c, 1.0f, T, C, ws.dsa.data(), V, 0.0f, ws.dr.data(), V);
+  small_gemm(false, true, c, c, V, 1.0f, ws.dr.data(), V, sa, V, 0.0f, dsc.ab.data(), C);
+  small_gemm(false, true, c, c, V, 1.0f, ws.dr.data(), V, hd.vc.data(), V, 0.0f, dsc.ak.data(), C);
   mask(dsc.ab.data(), c, C, 1), mask(dsc.ak.data(), c, C, 1);
-  gemm(true, false, c, V, c, 1.0f, sc.ak.data(), C, ws.dr.data(), V, 1.0f, ws.dv.data(), V);
-  gemm(false, true, c, K, V, 1.0f, ws.dr.data(), V, S0, V, 0.0f, ws.dag.data(), K);
-  gemm(true, false, K, V, c, 1.0f, hd.ag.data(), K, ws.dr.data(), V, 1.0f, ws.dS0.data(), V);
+  small_gemm(true, false, c, V, c, 1.0f, sc.ak.data(), C, ws.dr.data(), V, 1.0f, ws.dv.data(), V);
+  small_gemm(false, true, c, K, V, 1.0f, ws.dr.data(), V, S0, V, 0.0f, ws.dag.data(), K);
+  small_gemm(true, false, K, V, c, 1.0f, hd.ag.data(), K, ws.dr.data(), V, 1.0f, ws.dS0.data(), V);
   std::memcpy(dS, ws.dS0.data(), sizeof(float) * K * V);
 
   float *dG = ws.dG.data(), *dGm = ws.dGm.data();
@@ -307,14 +307,14 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
       ws.diag[2 * C + t] = t > 0 ? std::exchange(dsc.ak[t * C + t - 1], 0.0f) : 0.0f;
       ws.diag[3 * C + t] = t > 0 ? std::exchange(dsc.ab[t * C + t - 1], 0.0f) : 0.0f;
     }
-    gemm(false, false, c, K, c, 1.0f, dsc.qk.data(), C, hd.kinv.data(), K, 1.0f, ws.dqg.data(), K);
-    gemm(false, false, c, K, c, 1.0f, dsc.qb.data(), C, hd.binv.data(), K, 1.0f, ws.dqg.data(), K);
-    gemm(false, false, c, K, c, 1.0f, dsc.ak.data(), C, hd.kinv.data(), K, 1.0f, ws.dag.data(), K);
-    gemm(false, false, c, K, c, 1.0f, dsc.ab.data(), C, hd.binv.data(), K, 1.0f, ws.dag.data(), K);
-    gemm(true, false, c, K, c, 1.0f, dsc.qk.data(), C, hd.qg.data(), K, 0.0f, ws.dkinv.data(), K);
-    gemm(true, false, c, K, c, 1.0f, dsc.ak.data(), C, hd.ag.data(), K, 1.0f, ws.dkinv.data(), K);
-    gemm(true, false, c, K, c, 1.0f, dsc.qb.data(), C, hd.qg.data(), K, 0.0f, ws.dbinv.data(), K);
-    gemm(true, false, c, K, c, 1.0f, dsc.ab.data(), C, hd.ag.data(), K, 1.0f, ws.dbinv.data(), K);
+    small_gemm(false, false, c, K, c, 1.0f, dsc.qk.data(), C, hd.kinv.data(), K, 1.0f, ws.dqg.data(), K);
+    small_gemm(false, false, c, K, c, 1.0f, dsc.qb.data(), C, hd.binv.data(), K, 1.0f, ws.dqg.data(), K);
+    small_gemm(false, false, c, K, c, 1.0f, dsc.ak.data(), C, hd.kinv.data(), K, 1.0f, ws.dag.data(), K);
+    small_gemm(false, false, c, K, c, 1.0f, dsc.ab.data(), C, hd.binv.data(), K, 1.0f, ws.dag.data(), K);
+    small_gemm(true, false, c, K, c, 1.0f, dsc.qk.data(), C, hd.qg.data(), K, 0.0f, ws.dkinv.data(), K);
+    small_gemm(true, false, c, K, c, 1.0f, dsc.ak.data(), C, hd.ag.data(), K, 1.0f, ws.dkinv.data(), K);
+    small_gemm(true, false, c, K, c, 1.0f, dsc.qb.data(), C, hd.qg.data(), K, 0.0f, ws.dbinv.data(), K);
+    small_gemm(true, false, c, K, c, 1.0f, dsc.ab.data(), C, hd.ag.data(), K, 1.0f, ws.dbinv.data(), K);
   }
   float *dq = ws.dqg.data(), *da = ws.dag.data(), *dk = ws.dkd.data(), *db = ws.dbd.data();
   for (int64_t t = 0; t < c; ++t) {
