@@ -70,20 +70,23 @@ struct Head {
       ec[x] = exp_f32(std::min(Gc[x], 0.0f));
       factorised = factorised && Gc[x] >= -kSafeDecay;
     }
+    // One exp per element: e^{Gm_t} = e^{G_{t-1}}; factorised, e^{-G} = 1 / e^G (>= e^-80, so
+    // no overflow) and e^{Gc - G} = e^{Gc} e^{-G}.
     for (int64_t t = 0; t < c; ++t) {
       const int64_t r = t * K;
+      const float* prev = t > 0 ? &eg[r - K] : ec.data();  // ec only as a placeholder when t = 0
 #pragma omp simd
       for (int64_t x = 0; x < K; ++x) {
-        eg[r + x] = exp_f32(std::min(G[r + x], 0.0f));
-        egm[r + x] = exp_f32(std::min(Gm[r + x], 0.0f));
-        el[r + x] = exp_f32(std::min(Gc[x] - G[r + x], 0.0f));
-        qg[r + x] = qc[r + x] * eg[r + x];
-        ag[r + x] = ac[r + x] * egm[r + x];
-        kd[r + x] = kc[r + x] * el[r + x];
-        bd[r + x] = bc[r + x] * el[r + x];
-        einv[r + x] = factorised ? exp_f32(-G[r + x]) : 0.0f;
-        kinv[r + x] = kc[r + x] * einv[r + x];
-        binv[r + x] = bc[r + x] * einv[r + x];
+        const float e = exp_f32(std::min(G[r + x], 0.0f)), em = t > 0 ? prev[x] : 1.0f;
+        const float inv = factorised ? 1.0f / e : 0.0f;
+        const float l = factorised ? ec[x] * inv : exp_f32(std::min(Gc[x] - G[r + x], 0.0f));
+        eg[r + x] = e, egm[r + x] = em, el[r + x] = l, einv[r + x] = inv;
+        qg[r + x] = qc[r + x] * e;
+        ag[r + x] = ac[r + x] * em;
+        kd[r + x] = kc[r + x] * l;
+        bd[r + x] = bc[r + x] * l;
+        kinv[r + x] = kc[r + x] * inv;
+        binv[r + x] = bc[r + x] * inv;
       }
     }
     return c;
