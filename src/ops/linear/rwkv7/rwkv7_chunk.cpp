@@ -387,7 +387,9 @@ void rwkv7_chunk_bwd(const Rwkv7Params& p, const Rwkv7Dims& d, const float* q, c
   parallel_for_items(d.B * d.H, [&](int64_t lo, int64_t hi) {
     FwdWork fw(C, d.V);
     BwdWork bw(C, d.K, d.V);
-    Saved sv;
+    // Kept across calls: a training step's backward reuses the pages instead of faulting in
+    // O(T (K + V) + T/C K V) fresh ones per head.
+    thread_local Saved sv;
     Buf S(KV), dS(KV);
     for (int64_t bh = lo; bh < hi; ++bh) {
       Head hd(p, d, q, w, k, v, a, b, bh);

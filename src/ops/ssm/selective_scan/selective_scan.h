@@ -15,7 +15,7 @@
 namespace speedlm::ops {
 
 struct SelectiveScanParams {
-  int64_t chunk = 64;  // checkpoint interval of the chunk-form backward
+  int64_t chunk = 64;  // time block of the chunk form and checkpoint interval of its backward
 };
 
 struct SelectiveScanDims {
