@@ -1,7 +1,7 @@
 // Chunk form of the gated delta rule (README.md "Chunk form" and "Chunk backward"): per chunk of C
 // tokens the WY/UT representation W = T diag(b e^G) K, U = T diag(b) V with T = (I + A)^-1 turns
-// C rank-one updates into GEMMs. Each thread owns whole heads: a head walks its chunks in order
-// (the state is carried), all intra-chunk work are small GEMMs on contiguous chunk tiles.
+// C rank-one updates into GEMMs. Each thread owns whole heads and walks groups of them chunk by
+// chunk (each head's state is carried); all intra-chunk work are small GEMMs on contiguous tiles.
 // Only non-positive exponents are ever formed (G is the chunk-local cumsum, exp(G_i - G_j), j <= i).
 #include <algorithm>
 #include <cmath>
@@ -107,11 +107,11 @@ struct FwdWork {
       : kk(C * C), A(C * C), T(C * C), kb(C * K), vb(C * V), w(C * K), u(C * V), ob(C * V), P(C * C) {}
 };
 
-// Runs one head over all chunks; S [K, V] enters as h0 and leaves as ht. o (head-offset, strided)
-// may be null; `saved` may be null.
-void head_forward(Head& hd, FwdWork& ws, float* S, float* o, Saved* saved) {
+// Chunk n of one head; S [K, V] enters as the state before the chunk and leaves as the state after
+// it. o (head-offset, strided) may be null; `saved` may be null.
+void chunk_forward(Head& hd, FwdWork& ws, int64_t n, float* S, float* o, Saved* saved) {
   const int64_t C = hd.C, K = hd.d.K, V = hd.d.V, N = hd.chunks();
-  for (int64_t n = 0; n < N; ++n) {
+  {
     const int64_t c = hd.gather(n), t0 = n * C;
     float *kk = saved ? &saved->kk[n * C * C] : ws.kk.data(), *T = saved ? &saved->T[n * C * C] : ws.T.data();
     float *w = saved ? &saved->w[t0 * K] : ws.w.data(), *vn = saved ? &saved->vn[t0 * V] : ws.u.data();
@@ -143,8 +143,12 @@ void head_forward(Head& hd, FwdWork& ws, float* S, float* o, Saved* saved) {
       for (int64_t x = 0; x < K; ++x) ws.kb[i * K + x] = hd.el[i] * hd.kc[i * K + x];
     small_gemm(true, false, K, V, c, 1.0f, ws.kb.data(), K, vn, V, 1.0f, S, V);
   }
-  if (saved) std::memcpy(&saved->S[N * K * V], S, sizeof(float) * K * V);
+  if (saved && n == N - 1) std::memcpy(&saved->S[N * K * V], S, sizeof(float) * K * V);
 }
+
+// Heads a thread walks together, chunk by chunk: neighbouring heads of a token row share cache lines
+// and pages, so chunks outer, heads inner. Bounded: the backward keeps Saved per head of a group.
+constexpr int64_t kHeadGroup = 4;
 
 int64_t head_index(const GatedDeltaRuleDims& d, int64_t bh) { return (bh / d.H) * d.T * d.H + bh % d.H; }
 
@@ -156,11 +160,17 @@ void gated_delta_rule_chunk_fwd(const GatedDeltaRuleParams& p, const GatedDeltaR
   const int64_t KV = d.K * d.V;
   parallel_for_items(d.B * d.H, [&](int64_t lo, int64_t hi) {
     FwdWork ws(p.chunk, d.K, d.V);
-    for (int64_t bh = lo; bh < hi; ++bh) {
-      Head hd(p, d, q, k, v, beta, g, bh);
-      float* S = ht + bh * KV;
-      for (int64_t x = 0; x < KV; ++x) S[x] = h0 ? h0[bh * KV + x] : 0.0f;
-      head_forward(hd, ws, S, o + head_index(d, bh) * d.V, nullptr);
+    for (int64_t g0 = lo; g0 < hi; g0 += kHeadGroup) {
+      const int64_t g1 = std::min(hi, g0 + kHeadGroup);
+      std::vector<Head> heads;
+      heads.reserve(kHeadGroup);
+      for (int64_t bh = g0; bh < g1; ++bh) {
+        heads.emplace_back(p, d, q, k, v, beta, g, bh);
+        for (int64_t x = 0; x < KV; ++x) ht[bh * KV + x] = h0 ? h0[bh * KV + x] : 0.0f;
+      }
+      for (int64_t n = 0; n < (d.T + p.chunk - 1) / p.chunk; ++n)
+        for (int64_t bh = g0; bh < g1; ++bh)
+          chunk_forward(heads[bh - g0], ws, n, ht + bh * KV, o + head_index(d, bh) * d.V, nullptr);
     }
   });
 }
@@ -325,22 +335,36 @@ void gated_delta_rule_chunk_bwd(const GatedDeltaRuleParams& p, const GatedDeltaR
     BwdWork bw(C, d.K, d.V);
     // Kept across calls: a training step's backward reuses the pages instead of faulting in
     // O(T (K + V) + T/C K V) fresh ones per head.
-    thread_local Saved sv;
-    Buf S(KV), dS(KV);
-    for (int64_t bh = lo; bh < hi; ++bh) {
-      Head hd(p, d, q, k, v, beta, g, bh);
-      const int64_t N = hd.chunks(), hi_ = head_index(d, bh);
-      sv.S.resize((N + 1) * KV), sv.vn.resize(d.T * d.V), sv.w.resize(d.T * d.K);
-      sv.T.resize(N * C * C), sv.kk.resize(N * C * C);
-      for (int64_t x = 0; x < KV; ++x) {
-        S[x] = h0 ? h0[bh * KV + x] : 0.0f;
-        dS[x] = d_ht ? d_ht[bh * KV + x] : 0.0f;
+    thread_local std::vector<Saved> saved(kHeadGroup);
+    Buf S(kHeadGroup * KV), dS(kHeadGroup * KV);
+    const int64_t N = (d.T + C - 1) / C;
+    for (int64_t g0 = lo; g0 < hi; g0 += kHeadGroup) {
+      const int64_t g1 = std::min(hi, g0 + kHeadGroup);
+      std::vector<Head> heads;
+      heads.reserve(kHeadGroup);
+      for (int64_t bh = g0; bh < g1; ++bh) {
+        heads.emplace_back(p, d, q, k, v, beta, g, bh);
+        Saved& sv = saved[bh - g0];
+        sv.S.resize((N + 1) * KV), sv.vn.resize(d.T * d.V), sv.w.resize(d.T * d.K);
+        sv.T.resize(N * C * C), sv.kk.resize(N * C * C);
+        for (int64_t x = 0; x < KV; ++x) {
+          S[(bh - g0) * KV + x] = h0 ? h0[bh * KV + x] : 0.0f;
+          dS[(bh - g0) * KV + x] = d_ht ? d_ht[bh * KV + x] : 0.0f;
+        }
       }
-      head_forward(hd, fw, S.data(), nullptr, &sv);
-      HeadGradsF hg{gr.dq + hi_ * d.K, gr.dk + hi_ * d.K, gr.dv + hi_ * d.V, gr.dbeta + hi_,
-                    gr.dg ? gr.dg + hi_ : nullptr};
-      for (int64_t n = N - 1; n >= 0; --n) chunk_backward(hd, sv, bw, n, d_o + hi_ * d.V, dS.data(), hg);
-      if (gr.dh0) std::memcpy(gr.dh0 + bh * KV, dS.data(), sizeof(float) * KV);
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t bh = g0; bh < g1; ++bh)
+          chunk_forward(heads[bh - g0], fw, n, &S[(bh - g0) * KV], nullptr, &saved[bh - g0]);
+      for (int64_t n = N - 1; n >= 0; --n)
+        for (int64_t bh = g0; bh < g1; ++bh) {
+          const int64_t at = head_index(d, bh);
+          HeadGradsF hg{gr.dq + at * d.K, gr.dk + at * d.K, gr.dv + at * d.V, gr.dbeta + at,
+                        gr.dg ? gr.dg + at : nullptr};
+          chunk_backward(heads[bh - g0], saved[bh - g0], bw, n, d_o + at * d.V, &dS[(bh - g0) * KV], hg);
+        }
+      if (gr.dh0)
+        for (int64_t bh = g0; bh < g1; ++bh)
+          std::memcpy(gr.dh0 + bh * KV, &dS[(bh - g0) * KV], sizeof(float) * KV);
     }
   });
 }
