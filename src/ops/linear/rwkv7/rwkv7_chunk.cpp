@@ -7,7 +7,7 @@
 //   S' = e^{G_c} S0 + (b e^{G_c - G})^T SA + (k e^{G_c - G})^T V
 // The scores are GEMMs of (x e^Gx) and (y e^-G) when the chunk's decay stays above e^-80 (always
 // for RWKV-7's bounded w and C <= 128), else they are summed element-wise with non-positive
-// exponents only. Each thread owns whole heads and walks their chunks in order.
+// exponents only. Each thread owns whole heads and walks groups of them chunk by chunk.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -178,10 +178,11 @@ struct FwdWork {
   FwdWork(int64_t C, int64_t V) : sc(C), T(C * C), r(C * V), sa(C * V), ob(C * V) {}
 };
 
-// One head over all chunks; S [K, V] enters as h0 and leaves as ht; o (head-offset) and saved may be null.
-void head_forward(Head& hd, FwdWork& ws, float* S, float* o, Saved* saved) {
+// Chunk n of one head; S [K, V] enters as the state before the chunk and leaves as the state after
+// it; o (head-offset) and saved may be null.
+void chunk_forward(Head& hd, FwdWork& ws, int64_t n, float* S, float* o, Saved* saved) {
   const int64_t C = hd.C, K = hd.d.K, V = hd.d.V, N = hd.chunks();
-  for (int64_t n = 0; n < N; ++n) {
+  {
     const int64_t c = hd.gather(n), t0 = n * C;
     float *T = saved ? &saved->T[n * C * C] : ws.T.data(), *sa = saved ? &saved->sa[t0 * V] : ws.sa.data();
     if (saved) std::memcpy(&saved->S[n * K * V], S, sizeof(float) * K * V);
@@ -201,8 +202,14 @@ void head_forward(Head& hd, FwdWork& ws, float* S, float* o, Saved* saved) {
     small_gemm(true, false, K, V, c, 1.0f, hd.bd.data(), K, sa, V, 1.0f, S, V);
     small_gemm(true, false, K, V, c, 1.0f, hd.kd.data(), K, hd.vc.data(), V, 1.0f, S, V);
   }
-  if (saved) std::memcpy(&saved->S[N * K * V], S, sizeof(float) * K * V);
+  if (saved && n == N - 1) std::memcpy(&saved->S[N * K * V], S, sizeof(float) * K * V);
 }
+
+// Heads a thread walks together, chunk by chunk: neighbouring heads of a token row share cache lines
+// and pages, so chunks outer, heads inner. Bounded: the backward keeps Saved per head of a group.
+constexpr int64_t kHeadGroup = 4;
+
+int64_t head_index(const Rwkv7Dims& d, int64_t bh) { return (bh / d.H) * d.T * d.H + bh % d.H; }
 
 }  // namespace
 
@@ -211,11 +218,17 @@ void rwkv7_chunk_fwd(const Rwkv7Params& p, const Rwkv7Dims& d, const float* q, c
   const int64_t KV = d.K * d.V;
   parallel_for_items(d.B * d.H, [&](int64_t lo, int64_t hi) {
     FwdWork ws(p.chunk, d.V);
-    for (int64_t bh = lo; bh < hi; ++bh) {
-      Head hd(p, d, q, w, k, v, a, b, bh);
-      float* S = ht + bh * KV;
-      for (int64_t x = 0; x < KV; ++x) S[x] = h0 ? h0[bh * KV + x] : 0.0f;
-      head_forward(hd, ws, S, o + ((bh / d.H) * d.T * d.H + bh % d.H) * d.V, nullptr);
+    for (int64_t g0 = lo; g0 < hi; g0 += kHeadGroup) {
+      const int64_t g1 = std::min(hi, g0 + kHeadGroup);
+      std::vector<Head> heads;
+      heads.reserve(kHeadGroup);
+      for (int64_t bh = g0; bh < g1; ++bh) {
+        heads.emplace_back(p, d, q, w, k, v, a, b, bh);
+        for (int64_t x = 0; x < KV; ++x) ht[bh * KV + x] = h0 ? h0[bh * KV + x] : 0.0f;
+      }
+      for (int64_t n = 0; n < (d.T + p.chunk - 1) / p.chunk; ++n)
+        for (int64_t bh = g0; bh < g1; ++bh)
+          chunk_forward(heads[bh - g0], ws, n, ht + bh * KV, o + head_index(d, bh) * d.V, nullptr);
     }
   });
 }
@@ -387,22 +400,36 @@ void rwkv7_chunk_bwd(const Rwkv7Params& p, const Rwkv7Dims& d, const float* q, c
   parallel_for_items(d.B * d.H, [&](int64_t lo, int64_t hi) {
     FwdWork fw(C, d.V);
     BwdWork bw(C, d.K, d.V);
-    // Kept across calls: a training step's backward reuses the pages instead of faulting in
-    // O(T (K + V) + T/C K V) fresh ones per head.
-    thread_local Saved sv;
-    Buf S(KV), dS(KV);
-    for (int64_t bh = lo; bh < hi; ++bh) {
-      Head hd(p, d, q, w, k, v, a, b, bh);
-      const int64_t N = hd.chunks(), s = (bh / d.H) * d.T * d.H + bh % d.H;
-      sv.S.resize((N + 1) * KV), sv.sa.resize(d.T * d.V), sv.T.resize(N * C * C);
-      for (int64_t x = 0; x < KV; ++x) {
-        S[x] = h0 ? h0[bh * KV + x] : 0.0f;
-        dS[x] = d_ht ? d_ht[bh * KV + x] : 0.0f;
+    // Kept across calls: a training step's backward reuses the pages instead of faulting in fresh
+    // ones per head.
+    thread_local std::vector<Saved> saved(kHeadGroup);
+    Buf S(kHeadGroup * KV), dS(kHeadGroup * KV);
+    const int64_t N = (d.T + C - 1) / C;
+    for (int64_t g0 = lo; g0 < hi; g0 += kHeadGroup) {
+      const int64_t g1 = std::min(hi, g0 + kHeadGroup);
+      std::vector<Head> heads;
+      heads.reserve(kHeadGroup);
+      for (int64_t bh = g0; bh < g1; ++bh) {
+        heads.emplace_back(p, d, q, w, k, v, a, b, bh);
+        Saved& sv = saved[bh - g0];
+        sv.S.resize((N + 1) * KV), sv.sa.resize(d.T * d.V), sv.T.resize(N * C * C);
+        for (int64_t x = 0; x < KV; ++x) {
+          S[(bh - g0) * KV + x] = h0 ? h0[bh * KV + x] : 0.0f;
+          dS[(bh - g0) * KV + x] = d_ht ? d_ht[bh * KV + x] : 0.0f;
+        }
       }
-      head_forward(hd, fw, S.data(), nullptr, &sv);
-      HeadGradsF hg{g.dq + s * d.K, g.dw + s * d.K, g.dk + s * d.K, g.dv + s * d.V, g.da + s * d.K, g.db + s * d.K};
-      for (int64_t n = N - 1; n >= 0; --n) chunk_backward(hd, sv, bw, n, d_o + s * d.V, dS.data(), hg);
-      if (g.dh0) std::memcpy(g.dh0 + bh * KV, dS.data(), sizeof(float) * KV);
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t bh = g0; bh < g1; ++bh)
+          chunk_forward(heads[bh - g0], fw, n, &S[(bh - g0) * KV], nullptr, &saved[bh - g0]);
+      for (int64_t n = N - 1; n >= 0; --n)
+        for (int64_t bh = g0; bh < g1; ++bh) {
+          const int64_t at = head_index(d, bh);
+          HeadGradsF hg{g.dq + at * d.K, g.dw + at * d.K, g.dk + at * d.K, g.dv + at * d.V, g.da + at * d.K,
+                        g.db + at * d.K};
+          chunk_backward(heads[bh - g0], saved[bh - g0], bw, n, d_o + at * d.V, &dS[(bh - g0) * KV], hg);
+        }
+      if (g.dh0)
+        for (int64_t bh = g0; bh < g1; ++bh) std::memcpy(g.dh0 + bh * KV, &dS[(bh - g0) * KV], sizeof(float) * KV);
     }
   });
 }
