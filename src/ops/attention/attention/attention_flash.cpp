@@ -23,7 +23,7 @@ namespace speedlm::ops {
 namespace {
 
 constexpr int64_t kBr = 64;  // query rows per tile
-constexpr int64_t kBc = 64;  // keys per tile: the micro-kernel's 64 columns
+constexpr int64_t kBc = 64;  // keys per tile: the micro-kernel's 64 columns (and softmax_row64's)
 // Flops per thread below which an extra thread does not pay (DESIGN.md "Threads": ~30 us).
 constexpr double kThreadFlops = 2e6;
 
@@ -122,6 +122,14 @@ void forward_tile(const Flash& f, const float* kt, const float* q, const float* 
     tile_gemm(mq, kBc, d.Dh, qrow, f.ldq(), 1, kt + f.tile_at(sq, t, kvh), kBc, w.S, kBc, false);
     for (int64_t r = 0; r < mq; ++r) {
       float* sr = w.S + r * kBc;
+      if (full && f.p.softcap == 0.0f) {  // the common case, 16 lanes wide
+        float sum = 0.0f;
+        const float mx = softmax_row64(sr, w.m[r], &sum);
+        w.corr[r] = exp_f32(w.m[r] - mx);
+        w.l[r] = w.l[r] * w.corr[r] + sum;
+        w.m[r] = mx;
+        continue;
+      }
       const auto [a, e] = tile_cols(f, s, i0 + r, j0, nk, full);
       if (a >= e) {
         std::fill_n(sr, nk, 0.0f);
@@ -192,6 +200,10 @@ void backward_tile(const Flash& f, const BwdArgs& in, int64_t sq, int64_t kvh, i
       // S -> P = exp(S - lse), dP -> dS = P * (dP - D) (times 1 - tanh^2 under a softcap).
       for (int64_t r = 0; r < mq; ++r) {
         float *pr = w.S + r * kBc, *ds = w.dP + r * kBc;
+        if (full && f.p.softcap == 0.0f) {  // the common case, 16 lanes wide
+          softmax_grad_row64(pr, ds, in.lse[f.row_at(s, i0 + r, h)], in.D[f.row_at(s, i0 + r, h)]);
+          continue;
+        }
         const auto [a, e] = tile_cols(f, s, i0 + r, j0, nk, full);
         if (a >= e) {
           std::fill_n(pr, nk, 0.0f);
