@@ -64,6 +64,31 @@ TEST(Attention, CheckRejectsBadShapes) {
   nan_scale.scale = std::numeric_limits<float>::quiet_NaN();
   EXPECT_EQ(message(nan_scale, D{.B = 1, .Tq = 4, .Tk = 4, .H = 2, .KVH = 1, .Dh = 8}),
             "[attention] scale = nan: must be finite");
+  const D small{.B = 1, .Tq = 4, .Tk = 4, .H = 2, .KVH = 1, .Dh = 8};
+  AttentionParams bad;
+  bad.window = -1;
+  EXPECT_EQ(message(bad, small), "[attention] window = -1: must be >= 0 (0 = no window)");
+  bad.window = 0;
+  bad.softcap = -2.0f;
+  EXPECT_EQ(message(bad, small), "[attention] softcap = -2: must be finite and >= 0 (0 = none)");
+  bad.softcap = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(message(bad, small), "[attention] softcap = inf: must be finite and >= 0 (0 = none)");
+  // Packed sequences: offsets from 0, never decreasing, ending at Tq; batch 1 and Tk = Tq.
+  auto packed = [&](std::vector<int32_t> cu, int64_t B = 1, int64_t Tk = 4) {
+    D d = small;
+    d.B = B;
+    d.Tk = Tk;
+    d.seqs = static_cast<int64_t>(cu.size()) - 1;
+    d.cu_seqlens = cu.data();
+    return message(causal, d);
+  };
+  EXPECT_EQ(packed({0, 1, 4}), "");
+  EXPECT_EQ(packed({0, 3, 2, 4}), "[attention] cu_seqlens[2] = 2: offsets must not decrease (previous 3)");
+  EXPECT_EQ(packed({1, 4}), "[attention] cu_seqlens[0] = 1: must be 0");
+  EXPECT_EQ(packed({0, 5}), "[attention] cu_seqlens[1] = 5: must equal Tq (4)");
+  EXPECT_EQ(packed({0, 4}, 2), "[attention] batch = 2: packed sequences need batch 1");
+  EXPECT_EQ(packed({0, 4}, 1, 5), "[attention] Tk = 5: packed sequences need Tk = Tq (4)");
+  EXPECT_EQ(packed({0}), "[attention] seqs = 0: must be >= 1 with cu_seqlens");
 }
 
 // Query i of a Tq-row block sees keys j <= i + Tk - Tq: with Tq = 2, Tk = 5, query 0 sees keys

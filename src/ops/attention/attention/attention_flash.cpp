@@ -303,7 +303,8 @@ void attention_flash_bwd(const AttentionParams& p, const AttentionDims& d, const
   });
   const BwdArgs in{kt.f32(), vt.f32(), q, k, d_o, lse, Dt.f32(), sinks};
   // Work items are (key tile, sequence, kv head), the first key tiles (the longest under a causal
-  // mask) first. Thread 0 accumulates dQ in dq itself, the others in buffers summed at the end.
+  // mask) first, dealt round-robin: a fixed item -> thread map keeps the dQ sums deterministic.
+  // Thread 0 accumulates dQ in dq itself, the others in buffers added in thread order at the end.
   const int64_t ktiles = (f.max_tk + kBc - 1) / kBc, per_tile = f.seqs() * d.KVH, items = ktiles * per_tile;
   const int64_t nq = d.B * d.Tq * d.H * d.Dh;
   const int nt = f.threads(2.5 * f.flops());
@@ -316,7 +317,7 @@ void attention_flash_bwd(const AttentionParams& p, const AttentionDims& d, const
     Tensor scratch = Tensor::empty({2 * kBr * kBc + 2 * kBc * f.dhp});
     float* S = scratch.f32();
     const BwdScratch w{S, S + kBr * kBc, S + 2 * kBr * kBc, S + 2 * kBr * kBc + kBc * f.dhp};
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static, 1)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t t = item / per_tile, sq = item % per_tile / d.KVH, kvh = item % d.KVH;
       if (t * kBc < attention_seq(d, sq).Tk) backward_tile(f, in, sq, kvh, t, dk, dv, dq_acc, w);
