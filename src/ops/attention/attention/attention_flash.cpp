@@ -64,6 +64,8 @@ struct Flash {
   int threads(double flops) const {
     return static_cast<int>(std::clamp<double>(flops / kThreadFlops, 1.0, static_cast<double>(num_threads())));
   }
+  // Grain of a pass that touches `rows` rows of Dh floats per item: ~64k floats per thread at least.
+  int64_t copy_grain(int64_t rows) const { return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, rows * d.Dh)); }
   double flops() const { return 4.0 * static_cast<double>(d.B * d.H * d.Tq * d.Tk * d.Dh); }
 };
 
@@ -72,7 +74,7 @@ struct Flash {
 Tensor pack_transposed(const Flash& f, const float* x, float mult) {
   const AttentionDims& d = f.d;
   Tensor t = Tensor::empty({f.tile0.back() * d.KVH * d.Dh * kBc});
-  parallel_for(f.seqs() * d.KVH, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(f.seqs() * d.KVH, f.copy_grain(f.max_tk), [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
       const int64_t sq = item / d.KVH, kvh = item % d.KVH;
       const AttentionSeq s = attention_seq(d, sq);
@@ -284,7 +286,7 @@ void attention_flash_bwd(const AttentionParams& p, const AttentionDims& d, const
   // D_i = dO_i . O_i, laid out like lse; the sink of head h is a key with value 0, so its
   // gradient is -sum_i P_sink,i D_i. One item per head owns its sink's sum.
   Tensor Dt = Tensor::empty({d.B, d.H, d.Tq});
-  parallel_for(d.H, 1, [&](int64_t h0, int64_t h1) {
+  parallel_for(d.H, f.copy_grain(d.B * d.Tq), [&](int64_t h0, int64_t h1) {
     for (int64_t h = h0; h < h1; ++h) {
       double d_sink = 0.0;
       for (int64_t sq = 0; sq < f.seqs(); ++sq) {
