@@ -58,7 +58,11 @@ struct Flash {
   }
   int64_t row_at(const AttentionSeq& s, int64_t i, int64_t h) const { return (s.b * d.H + h) * d.Tq + s.q0 + i; }
   int64_t ldq() const { return d.H * d.Dh; }
-  int64_t ldk() const { return d.KVH * d.Dh; }
+  // Offsets in the dense per-head copies [B, H, Tq, Dh] and [B, KVH, Tk, Dh] (pack_dense).
+  int64_t qd_at(const AttentionSeq& s, int64_t i, int64_t h) const { return ((s.b * d.H + h) * d.Tq + s.q0 + i) * d.Dh; }
+  int64_t kd_at(const AttentionSeq& s, int64_t j, int64_t kvh) const {
+    return ((s.b * d.KVH + kvh) * d.Tk + s.k0 + j) * d.Dh;
+  }
   // Packed transposed key tile t of sequence sq and kv head kvh: [Dh, kBc].
   int64_t tile_at(int64_t sq, int64_t t, int64_t kvh) const { return ((tile0[sq] + t) * d.KVH + kvh) * d.Dh * kBc; }
   int threads(double flops) const {
@@ -70,22 +74,44 @@ struct Flash {
 };
 
 // x [B, Tk, KVH, Dh] -> mult * x^T per key tile, [tiles, KVH, Dh, kBc], zero past a sequence's end:
-// the B operand of S = Q K^T (and of dP = dO V^T), read as contiguous 64-float rows.
+// the B operand of S = Q K^T (and of dP = dO V^T), read as contiguous 64-float rows. A tile is
+// first copied row by row into a dense [kBc, Dh] buffer, so that both the reads from x and the
+// writes of the transpose are sequential (scattered writes cost a cache line per float).
 Tensor pack_transposed(const Flash& f, const float* x, float mult) {
   const AttentionDims& d = f.d;
   Tensor t = Tensor::empty({f.tile0.back() * d.KVH * d.Dh * kBc});
   parallel_for(f.seqs() * d.KVH, f.copy_grain(f.max_tk), [&](int64_t begin, int64_t end) {
+    std::vector<float> rows(static_cast<size_t>(kBc * d.Dh));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t sq = item / d.KVH, kvh = item % d.KVH;
       const AttentionSeq s = attention_seq(d, sq);
       for (int64_t tile = 0; tile < f.tile0[sq + 1] - f.tile0[sq]; ++tile) {
-        float* dst = t.f32() + f.tile_at(sq, tile, kvh);
+        const int64_t j0 = tile * kBc, nk = std::min(kBc, s.Tk - j0);
         for (int64_t jj = 0; jj < kBc; ++jj) {
-          const int64_t j = tile * kBc + jj;
-          const float* src = x + f.kv_at(s, j, kvh);
-          for (int64_t c = 0; c < d.Dh; ++c) dst[c * kBc + jj] = j < s.Tk ? mult * src[c] : 0.0f;
+          float* row = rows.data() + jj * d.Dh;
+          if (jj < nk) std::copy_n(x + f.kv_at(s, j0 + jj, kvh), d.Dh, row);
+          else std::fill_n(row, d.Dh, 0.0f);
         }
+        float* dst = t.f32() + f.tile_at(sq, tile, kvh);
+        for (int64_t c = 0; c < d.Dh; ++c)
+#pragma omp simd
+          for (int64_t jj = 0; jj < kBc; ++jj) dst[c * kBc + jj] = mult * rows[jj * d.Dh + c];
       }
+    }
+  });
+  return t;
+}
+
+// x [B, T, heads, Dh] -> [B, heads, T, Dh]: each head's rows contiguous, so the tile GEMMs read
+// B operands as dense rows (strided ones cost ~15% in the micro-kernel: a row stride of H * Dh
+// floats maps every row to the same few L1 sets).
+Tensor pack_dense(const Flash& f, const float* x, int64_t heads, int64_t T) {
+  const int64_t Dh = f.d.Dh;
+  Tensor t = Tensor::empty({f.d.B, heads, T, Dh});
+  parallel_for(f.d.B * heads, f.copy_grain(T), [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t b = item / heads, h = item % heads;
+      for (int64_t r = 0; r < T; ++r) std::copy_n(x + ((b * T + r) * heads + h) * Dh, Dh, t.f32() + (item * T + r) * Dh);
     }
   });
   return t;
@@ -105,7 +131,8 @@ struct FwdScratch {
 };
 
 // Query rows [i0, i0 + mq) of head h in sequence sq.
-void forward_tile(const Flash& f, const float* kt, const float* q, const float* v, const float* sinks, float* o,
+// vd: V as pack_dense made it.
+void forward_tile(const Flash& f, const float* kt, const float* q, const float* vd, const float* sinks, float* o,
                   float* lse, int64_t sq, int64_t h, int64_t i0, int64_t mq, const FwdScratch& w) {
   const AttentionDims& d = f.d;
   const AttentionSeq s = attention_seq(d, sq);
@@ -158,7 +185,7 @@ void forward_tile(const Flash& f, const float* kt, const float* q, const float* 
       w.l[r] = w.l[r] * w.corr[r] + sum;
       w.m[r] = mx;
     }
-    tile_gemm(mq, d.Dh, nk, w.S, kBc, 1, v + f.kv_at(s, j0, kvh), f.ldk(), w.O, f.dhp, true, w.corr);
+    tile_gemm(mq, d.Dh, nk, w.S, kBc, 1, vd + f.kd_at(s, j0, kvh), d.Dh, w.O, f.dhp, true, w.corr);
   }
   for (int64_t r = 0; r < mq; ++r) {
     const float inv = 1.0f / w.l[r];
@@ -174,13 +201,13 @@ struct BwdScratch {
   float *S, *dP, *dK, *dV;
 };
 
-// Inputs of the backward shared by all work items.
+// Inputs of the backward shared by all work items: q, k, d_o as pack_dense made them.
 struct BwdArgs {
-  const float *kt, *vt, *q, *k, *d_o, *lse, *D, *sinks;
+  const float *kt, *vt, *qd, *kd, *dod, *lse, *D, *sinks;
 };
 
 // Key tile t of kv head kvh in sequence sq: dK, dV of its keys from every query tile that sees
-// them; dS K goes into dq_acc (unscaled).
+// them; dS K goes into dq_acc ([B, H, Tq, Dh], unscaled).
 void backward_tile(const Flash& f, const BwdArgs& in, int64_t sq, int64_t kvh, int64_t t, float* dk, float* dv,
                    float* dq_acc, const BwdScratch& w) {
   const AttentionDims& d = f.d;
@@ -189,16 +216,16 @@ void backward_tile(const Flash& f, const BwdArgs& in, int64_t sq, int64_t kvh, i
   std::fill_n(w.dK, nk * f.dhp, 0.0f);
   std::fill_n(w.dV, nk * f.dhp, 0.0f);
   const float *ktile = in.kt + f.tile_at(sq, t, kvh), *vtile = in.vt + f.tile_at(sq, t, kvh);
-  const float* krows = in.k + f.kv_at(s, j0, kvh);
+  const float* krows = in.kd + f.kd_at(s, j0, kvh);
   for (int64_t h = kvh * f.group; h < (kvh + 1) * f.group; ++h)
     for (int64_t i0 = 0; i0 < s.Tq; i0 += kBr) {
       const int64_t mq = std::min(kBr, s.Tq - i0);
       const KeyRange first = f.keys(s, i0), last = f.keys(s, i0 + mq - 1);
       if (last.hi <= j0 || first.lo >= j0 + nk) continue;  // no row of this query tile sees the key tile
       const bool full = last.lo <= j0 && first.hi >= j0 + kBc;
-      const float *qrow = in.q + f.q_at(s, i0, h), *dorow = in.d_o + f.q_at(s, i0, h);
-      tile_gemm(mq, kBc, d.Dh, qrow, f.ldq(), 1, ktile, kBc, w.S, kBc, false);
-      tile_gemm(mq, kBc, d.Dh, dorow, f.ldq(), 1, vtile, kBc, w.dP, kBc, false);
+      const float *qrow = in.qd + f.qd_at(s, i0, h), *dorow = in.dod + f.qd_at(s, i0, h);
+      tile_gemm(mq, kBc, d.Dh, qrow, d.Dh, 1, ktile, kBc, w.S, kBc, false);
+      tile_gemm(mq, kBc, d.Dh, dorow, d.Dh, 1, vtile, kBc, w.dP, kBc, false);
       // S -> P = exp(S - lse), dP -> dS = P * (dP - D) (times 1 - tanh^2 under a softcap).
       for (int64_t r = 0; r < mq; ++r) {
         float *pr = w.S + r * kBc, *ds = w.dP + r * kBc;
@@ -238,9 +265,9 @@ void backward_tile(const Flash& f, const BwdArgs& in, int64_t sq, int64_t kvh, i
       }
       // dV += P^T dO, dK += dS^T Q (scaled at the end), dQ += dS K: P^T and dS^T are read in
       // place through their strides.
-      tile_gemm(nk, d.Dh, mq, w.S, 1, kBc, dorow, f.ldq(), w.dV, f.dhp, true);
-      tile_gemm(nk, d.Dh, mq, w.dP, 1, kBc, qrow, f.ldq(), w.dK, f.dhp, true);
-      tile_gemm(mq, d.Dh, nk, w.dP, kBc, 1, krows, f.ldk(), dq_acc + f.q_at(s, i0, h), f.ldq(), true);
+      tile_gemm(nk, d.Dh, mq, w.S, 1, kBc, dorow, d.Dh, w.dV, f.dhp, true);
+      tile_gemm(nk, d.Dh, mq, w.dP, 1, kBc, qrow, d.Dh, w.dK, f.dhp, true);
+      tile_gemm(mq, d.Dh, nk, w.dP, kBc, 1, krows, d.Dh, dq_acc + f.qd_at(s, i0, h), d.Dh, true);
     }
   for (int64_t j = 0; j < nk; ++j) {
     float *dkr = dk + f.kv_at(s, j0 + j, kvh), *dvr = dv + f.kv_at(s, j0 + j, kvh);
@@ -258,7 +285,7 @@ void attention_flash_fwd(const AttentionParams& p, const AttentionDims& d, const
                          const float* v, float* o, float* lse, const float* sinks) {
   SPEEDLM_ASSERT(attention_check(p, d).is_ok(), "{}", attention_check(p, d).message());
   const Flash f(p, d);
-  const Tensor kt = pack_transposed(f, k, f.scale);
+  const Tensor kt = pack_transposed(f, k, f.scale), vd = pack_dense(f, v, d.KVH, d.Tk);
   // Work items are (query tile, sequence, head), the last query tiles first: under a causal mask
   // they are the longest, and dynamic scheduling then balances the threads.
   const int64_t qtiles = (f.max_tq + kBr - 1) / kBr, per_tile = f.seqs() * d.H, items = qtiles * per_tile;
@@ -272,7 +299,7 @@ void attention_flash_fwd(const AttentionParams& p, const AttentionDims& d, const
     for (int64_t item = 0; item < items; ++item) {
       const int64_t i0 = (qtiles - 1 - item / per_tile) * kBr, sq = item % per_tile / d.H, h = item % d.H;
       const int64_t tq = attention_seq(d, sq).Tq;
-      if (i0 < tq) forward_tile(f, kt.f32(), q, v, sinks, o, lse, sq, h, i0, std::min(kBr, tq - i0), w);
+      if (i0 < tq) forward_tile(f, kt.f32(), q, vd.f32(), sinks, o, lse, sq, h, i0, std::min(kBr, tq - i0), w);
     }
   }
 }
@@ -303,18 +330,18 @@ void attention_flash_bwd(const AttentionParams& p, const AttentionDims& d, const
       if (sinks && d_sinks) d_sinks[h] = static_cast<float>(d_sink);
     }
   });
-  const BwdArgs in{kt.f32(), vt.f32(), q, k, d_o, lse, Dt.f32(), sinks};
+  const Tensor qd = pack_dense(f, q, d.H, d.Tq), kd = pack_dense(f, k, d.KVH, d.Tk), dod = pack_dense(f, d_o, d.H, d.Tq);
+  const BwdArgs in{kt.f32(), vt.f32(), qd.f32(), kd.f32(), dod.f32(), lse, Dt.f32(), sinks};
   // Work items are (key tile, sequence, kv head), the first key tiles (the longest under a causal
   // mask) first, dealt round-robin: a fixed item -> thread map keeps the dQ sums deterministic.
-  // Thread 0 accumulates dQ in dq itself, the others in buffers added in thread order at the end.
+  // Each thread accumulates dQ in a dense buffer of its own; they are added in thread order at the end.
   const int64_t ktiles = (f.max_tk + kBc - 1) / kBc, per_tile = f.seqs() * d.KVH, items = ktiles * per_tile;
   const int64_t nq = d.B * d.Tq * d.H * d.Dh;
   const int nt = f.threads(2.5 * f.flops());
-  Tensor dq_parts = Tensor::empty({nt - 1, nq});
+  Tensor dq_parts = Tensor::empty({nt, nq});
 #pragma omp parallel num_threads(nt)
   {
-    const int tid = omp_get_thread_num();
-    float* dq_acc = tid == 0 ? dq : dq_parts.f32() + (tid - 1) * nq;
+    float* dq_acc = dq_parts.f32() + omp_get_thread_num() * nq;
     std::fill_n(dq_acc, nq, 0.0f);
     Tensor scratch = Tensor::empty({2 * kBr * kBc + 2 * kBc * f.dhp});
     float* S = scratch.f32();
@@ -325,15 +352,20 @@ void attention_flash_bwd(const AttentionParams& p, const AttentionDims& d, const
       if (t * kBc < attention_seq(d, sq).Tk) backward_tile(f, in, sq, kvh, t, dk, dv, dq_acc, w);
     }
   }
-  const int parts = static_cast<int>(dq_parts.dim(0));
-  parallel_for(nq, 1 << 14, [&](int64_t begin, int64_t end) {
-    for (int part = 0; part < parts; ++part) {
-      const float* x = dq_parts.f32() + part * nq;
+  // dq [B, Tq, H, Dh] = scale * the sum of the parts [B, H, Tq, Dh], one row of Dh at a time.
+  parallel_for(d.B * d.H * d.Tq, f.copy_grain(1), [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row / (d.H * d.Tq), h = row / d.Tq % d.H, i = row % d.Tq;
+      float* out = dq + ((b * d.Tq + i) * d.H + h) * d.Dh;
+      std::copy_n(dq_parts.f32() + row * d.Dh, d.Dh, out);
+      for (int part = 1; part < nt; ++part) {
+        const float* x = dq_parts.f32() + part * nq + row * d.Dh;
 #pragma omp simd
-      for (int64_t i = begin; i < end; ++i) dq[i] += x[i];
+        for (int64_t c = 0; c < d.Dh; ++c) out[c] += x[c];
+      }
+#pragma omp simd
+      for (int64_t c = 0; c < d.Dh; ++c) out[c] *= f.scale;
     }
-#pragma omp simd
-    for (int64_t i = begin; i < end; ++i) dq[i] *= f.scale;
   });
 }
 
