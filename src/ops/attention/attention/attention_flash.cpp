@@ -68,53 +68,40 @@ struct Flash {
   int threads(double flops) const {
     return static_cast<int>(std::clamp<double>(flops / kThreadFlops, 1.0, static_cast<double>(num_threads())));
   }
-  // Grain of a pass that touches `rows` rows of Dh floats per item: ~64k floats per thread at least.
-  int64_t copy_grain(int64_t rows) const { return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, rows * d.Dh)); }
   double flops() const { return 4.0 * static_cast<double>(d.B * d.H * d.Tq * d.Tk * d.Dh); }
 };
 
 // x [B, Tk, KVH, Dh] -> mult * x^T per key tile, [tiles, KVH, Dh, kBc], zero past a sequence's end:
-// the B operand of S = Q K^T (and of dP = dO V^T), read as contiguous 64-float rows. A tile is
-// first copied row by row into a dense [kBc, Dh] buffer, so that both the reads from x and the
-// writes of the transpose are sequential (scattered writes cost a cache line per float).
-Tensor pack_transposed(const Flash& f, const float* x, float mult) {
+// the B operand of S = Q K^T (and of dP = dO V^T), read as contiguous 64-float rows. One call
+// packs the tiles of one (sequence, kv head) `item`. A tile is first copied row by row into
+// `rows` [kBc, Dh], so that both the reads from x and the writes of the transpose are sequential
+// (scattered writes cost a cache line per float).
+Tensor packed_transposed(const Flash& f) { return Tensor::empty({f.tile0.back() * f.d.KVH * f.d.Dh * kBc}); }
+void pack_transposed(const Flash& f, const float* x, float mult, int64_t item, float* t, float* rows) {
   const AttentionDims& d = f.d;
-  Tensor t = Tensor::empty({f.tile0.back() * d.KVH * d.Dh * kBc});
-  parallel_for(f.seqs() * d.KVH, f.copy_grain(f.max_tk), [&](int64_t begin, int64_t end) {
-    std::vector<float> rows(static_cast<size_t>(kBc * d.Dh));
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t sq = item / d.KVH, kvh = item % d.KVH;
-      const AttentionSeq s = attention_seq(d, sq);
-      for (int64_t tile = 0; tile < f.tile0[sq + 1] - f.tile0[sq]; ++tile) {
-        const int64_t j0 = tile * kBc, nk = std::min(kBc, s.Tk - j0);
-        for (int64_t jj = 0; jj < kBc; ++jj) {
-          float* row = rows.data() + jj * d.Dh;
-          if (jj < nk) std::copy_n(x + f.kv_at(s, j0 + jj, kvh), d.Dh, row);
-          else std::fill_n(row, d.Dh, 0.0f);
-        }
-        float* dst = t.f32() + f.tile_at(sq, tile, kvh);
-        for (int64_t c = 0; c < d.Dh; ++c)
-#pragma omp simd
-          for (int64_t jj = 0; jj < kBc; ++jj) dst[c * kBc + jj] = mult * rows[jj * d.Dh + c];
-      }
+  const int64_t sq = item / d.KVH, kvh = item % d.KVH;
+  const AttentionSeq s = attention_seq(d, sq);
+  for (int64_t tile = 0; tile < f.tile0[sq + 1] - f.tile0[sq]; ++tile) {
+    const int64_t j0 = tile * kBc, nk = std::min(kBc, s.Tk - j0);
+    for (int64_t jj = 0; jj < kBc; ++jj) {
+      float* row = rows + jj * d.Dh;
+      if (jj < nk) std::copy_n(x + f.kv_at(s, j0 + jj, kvh), d.Dh, row);
+      else std::fill_n(row, d.Dh, 0.0f);
     }
-  });
-  return t;
+    float* dst = t + f.tile_at(sq, tile, kvh);
+    for (int64_t c = 0; c < d.Dh; ++c)
+#pragma omp simd
+      for (int64_t jj = 0; jj < kBc; ++jj) dst[c * kBc + jj] = mult * rows[jj * d.Dh + c];
+  }
 }
 
 // x [B, T, heads, Dh] -> [B, heads, T, Dh]: each head's rows contiguous, so the tile GEMMs read
 // B operands as dense rows (strided ones cost ~15% in the micro-kernel: a row stride of H * Dh
-// floats maps every row to the same few L1 sets).
-Tensor pack_dense(const Flash& f, const float* x, int64_t heads, int64_t T) {
-  const int64_t Dh = f.d.Dh;
-  Tensor t = Tensor::empty({f.d.B, heads, T, Dh});
-  parallel_for(f.d.B * heads, f.copy_grain(T), [&](int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t b = item / heads, h = item % heads;
-      for (int64_t r = 0; r < T; ++r) std::copy_n(x + ((b * T + r) * heads + h) * Dh, Dh, t.f32() + (item * T + r) * Dh);
-    }
-  });
-  return t;
+// floats maps every row to the same few L1 sets). One call copies one (b, head) `item`.
+Tensor packed_dense(const Flash& f, int64_t heads, int64_t T) { return Tensor::empty({f.d.B, heads, T, f.d.Dh}); }
+void pack_dense(const Flash& f, const float* x, int64_t heads, int64_t T, int64_t item, float* t) {
+  const int64_t Dh = f.d.Dh, b = item / heads, h = item % heads;
+  for (int64_t r = 0; r < T; ++r) std::copy_n(x + ((b * T + r) * heads + h) * Dh, Dh, t + (item * T + r) * Dh);
 }
 
 // Columns [a, e) of a tile's row starting at key j0 that query i sees; every column for a tile
@@ -285,14 +272,21 @@ void attention_flash_fwd(const AttentionParams& p, const AttentionDims& d, const
                          const float* v, float* o, float* lse, const float* sinks) {
   SPEEDLM_ASSERT(attention_check(p, d).is_ok(), "{}", attention_check(p, d).message());
   const Flash f(p, d);
-  const Tensor kt = pack_transposed(f, k, f.scale), vd = pack_dense(f, v, d.KVH, d.Tk);
+  Tensor kt = packed_transposed(f), vd = packed_dense(f, d.KVH, d.Tk);
+  const int64_t n_kt = f.seqs() * d.KVH, n_pack = n_kt + d.B * d.KVH;
   // Work items are (query tile, sequence, head), the last query tiles first: under a causal mask
-  // they are the longest, and dynamic scheduling then balances the threads.
+  // they are the longest, and dynamic scheduling then balances the threads. One parallel region
+  // for the packing and the tiles: on a loaded machine every extra fork/join costs a time slice.
   const int64_t qtiles = (f.max_tq + kBr - 1) / kBr, per_tile = f.seqs() * d.H, items = qtiles * per_tile;
 #pragma omp parallel num_threads(f.threads(f.flops()))
   {
     Tensor scratch = Tensor::empty({kBr * (kBc + f.dhp + 3)});
     float* S = scratch.f32();
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t job = 0; job < n_pack; ++job) {
+      if (job < n_kt) pack_transposed(f, k, f.scale, job, kt.f32(), S);
+      else pack_dense(f, v, d.KVH, d.Tk, job - n_kt, vd.f32());
+    }
     const FwdScratch w{S, S + kBr * kBc, S + kBr * (kBc + f.dhp), S + kBr * (kBc + f.dhp + 1),
                        S + kBr * (kBc + f.dhp + 2)};
 #pragma omp for schedule(dynamic, 1)
@@ -309,52 +303,60 @@ void attention_flash_bwd(const AttentionParams& p, const AttentionDims& d, const
                          float* dv, const float* sinks, float* d_sinks) {
   SPEEDLM_ASSERT(attention_check(p, d).is_ok(), "{}", attention_check(p, d).message());
   const Flash f(p, d);
-  const Tensor kt = pack_transposed(f, k, f.scale), vt = pack_transposed(f, v, 1.0f);
-  // D_i = dO_i . O_i, laid out like lse; the sink of head h is a key with value 0, so its
-  // gradient is -sum_i P_sink,i D_i. One item per head owns its sink's sum.
-  Tensor Dt = Tensor::empty({d.B, d.H, d.Tq});
-  parallel_for(d.H, f.copy_grain(d.B * d.Tq), [&](int64_t h0, int64_t h1) {
-    for (int64_t h = h0; h < h1; ++h) {
-      double d_sink = 0.0;
-      for (int64_t sq = 0; sq < f.seqs(); ++sq) {
-        const AttentionSeq s = attention_seq(d, sq);
-        for (int64_t i = 0; i < s.Tq; ++i) {
-          const float *dor = d_o + f.q_at(s, i, h), *orow = o + f.q_at(s, i, h);
-          float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-          for (int64_t c = 0; c < d.Dh; ++c) acc += dor[c] * orow[c];
-          Dt.f32()[f.row_at(s, i, h)] = acc;
-          if (sinks) d_sink -= static_cast<double>(exp_f32(sinks[h] - lse[f.row_at(s, i, h)])) * acc;
-        }
-      }
-      if (sinks && d_sinks) d_sinks[h] = static_cast<float>(d_sink);
-    }
-  });
-  const Tensor qd = pack_dense(f, q, d.H, d.Tq), kd = pack_dense(f, k, d.KVH, d.Tk), dod = pack_dense(f, d_o, d.H, d.Tq);
+  Tensor kt = packed_transposed(f), vt = packed_transposed(f), kd = packed_dense(f, d.KVH, d.Tk);
+  Tensor qd = packed_dense(f, d.H, d.Tq), dod = packed_dense(f, d.H, d.Tq), Dt = Tensor::empty({d.B, d.H, d.Tq});
   const BwdArgs in{kt.f32(), vt.f32(), qd.f32(), kd.f32(), dod.f32(), lse, Dt.f32(), sinks};
+  // Preparation jobs: the packed operands, and per head D_i = dO_i . O_i (laid out like lse) with
+  // the sink gradient: the sink is a key with value 0, so d_sink_h = -sum_i P_sink,i D_i.
+  const int64_t n_kt = f.seqs() * d.KVH, n_kd = d.B * d.KVH, n_qd = d.B * d.H;
+  const int64_t n_prep = 2 * n_kt + n_kd + 2 * n_qd + d.H;
+  auto prep = [&](int64_t job, float* rows) {
+    if (job < 2 * n_kt) return pack_transposed(f, job < n_kt ? k : v, job < n_kt ? f.scale : 1.0f, job % n_kt,
+                                               (job < n_kt ? kt : vt).f32(), rows);
+    job -= 2 * n_kt;
+    if (job < n_kd) return pack_dense(f, k, d.KVH, d.Tk, job, kd.f32());
+    job -= n_kd;
+    if (job < 2 * n_qd) return pack_dense(f, job < n_qd ? q : d_o, d.H, d.Tq, job % n_qd, (job < n_qd ? qd : dod).f32());
+    const int64_t h = job - 2 * n_qd;
+    double d_sink = 0.0;
+    for (int64_t sq = 0; sq < f.seqs(); ++sq) {
+      const AttentionSeq s = attention_seq(d, sq);
+      for (int64_t i = 0; i < s.Tq; ++i) {
+        const float *dor = d_o + f.q_at(s, i, h), *orow = o + f.q_at(s, i, h);
+        float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t c = 0; c < d.Dh; ++c) acc += dor[c] * orow[c];
+        Dt.f32()[f.row_at(s, i, h)] = acc;
+        if (sinks) d_sink -= static_cast<double>(exp_f32(sinks[h] - lse[f.row_at(s, i, h)])) * acc;
+      }
+    }
+    if (sinks && d_sinks) d_sinks[h] = static_cast<float>(d_sink);
+  };
   // Work items are (key tile, sequence, kv head), the first key tiles (the longest under a causal
   // mask) first, dealt round-robin: a fixed item -> thread map keeps the dQ sums deterministic.
-  // Each thread accumulates dQ in a dense buffer of its own; they are added in thread order at the end.
+  // Each thread accumulates dQ in a dense buffer of its own; they are added in thread order at
+  // the end. All in one parallel region (see the forward).
   const int64_t ktiles = (f.max_tk + kBc - 1) / kBc, per_tile = f.seqs() * d.KVH, items = ktiles * per_tile;
-  const int64_t nq = d.B * d.Tq * d.H * d.Dh;
+  const int64_t nq = d.B * d.Tq * d.H * d.Dh, rows = d.B * d.H * d.Tq;
   const int nt = f.threads(2.5 * f.flops());
   Tensor dq_parts = Tensor::empty({nt, nq});
 #pragma omp parallel num_threads(nt)
   {
-    float* dq_acc = dq_parts.f32() + omp_get_thread_num() * nq;
-    std::fill_n(dq_acc, nq, 0.0f);
     Tensor scratch = Tensor::empty({2 * kBr * kBc + 2 * kBc * f.dhp});
     float* S = scratch.f32();
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t job = 0; job < n_prep; ++job) prep(job, S);
+    float* dq_acc = dq_parts.f32() + omp_get_thread_num() * nq;
+    std::fill_n(dq_acc, nq, 0.0f);
     const BwdScratch w{S, S + kBr * kBc, S + 2 * kBr * kBc, S + 2 * kBr * kBc + kBc * f.dhp};
 #pragma omp for schedule(static, 1)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t t = item / per_tile, sq = item % per_tile / d.KVH, kvh = item % d.KVH;
       if (t * kBc < attention_seq(d, sq).Tk) backward_tile(f, in, sq, kvh, t, dk, dv, dq_acc, w);
     }
-  }
-  // dq [B, Tq, H, Dh] = scale * the sum of the parts [B, H, Tq, Dh], one row of Dh at a time.
-  parallel_for(d.B * d.H * d.Tq, f.copy_grain(1), [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
+    // dq [B, Tq, H, Dh] = scale * the sum of the parts [B, H, Tq, Dh], one row of Dh at a time.
+#pragma omp for schedule(static)
+    for (int64_t row = 0; row < rows; ++row) {
       const int64_t b = row / (d.H * d.Tq), h = row / d.Tq % d.H, i = row % d.Tq;
       float* out = dq + ((b * d.Tq + i) * d.H + h) * d.Dh;
       std::copy_n(dq_parts.f32() + row * d.Dh, d.Dh, out);
@@ -366,7 +368,7 @@ void attention_flash_bwd(const AttentionParams& p, const AttentionDims& d, const
 #pragma omp simd
       for (int64_t c = 0; c < d.Dh; ++c) out[c] *= f.scale;
     }
-  });
+  }
 }
 
 }  // namespace speedlm::ops
