@@ -72,10 +72,13 @@ ag::Var AttentionMixer::forward(const ag::Var& x, int64_t B, int64_t T, MixerSta
   ops::AttentionDims one{1, T, Tk, p_.heads, p_.kv_heads, p_.head_dim};
   // The cache rows of one sequence are contiguous, so each sequence is one call. The window and
   // the causal mask are bottom-right aligned, so the new queries see the cached keys correctly.
+  // Prefill runs the flash form; a one-token decode step the plain one, because flash repacks
+  // K and V of the whole cache per call, as much memory traffic as the step itself.
   const float* sinks = p_.sinks ? sinks_.value().f32() : nullptr;
+  const auto fwd = T == 1 ? ops::attention_plain_fwd : ops::attention_flash_fwd;
   for (int64_t b = 0; b < B; ++b)
-    ops::attention_flash_fwd(ap, one, qkv.q.value().f32() + b * T * HD, cache->k_row(b), cache->v_row(b),
-                             o.f32() + b * T * HD, lse.f32(), sinks);
+    fwd(ap, one, qkv.q.value().f32() + b * T * HD, cache->k_row(b), cache->v_row(b), o.f32() + b * T * HD, lse.f32(),
+        sinks);
   return ag::linear(ag::Var(o), w_o_);
 }
 

@@ -1,9 +1,9 @@
 // Tiled online-softmax attention (FlashAttention-2), f32. The forward walks the key tiles of a
 // query tile once, keeping a running row max m, row sum l and an unnormalised output accumulator
 // O; the backward owns the dK, dV of one key tile per work item, recomputes P = exp(S - lse) tile
-// by tile and adds dQ into a per-thread buffer. Extra memory: K^T (and V^T for the backward)
-// packed per kv head, D and the per-thread dQ buffers, all O(T); tiles are 64 x 64 and live in
-// L1/L2. Tiles entirely outside the mask are skipped; only tiles that cut the mask test it per
+// by tile and adds dQ into a per-thread buffer. Extra memory, all O(T): K^T (and V^T for the
+// backward) packed per key tile, dense per-head copies of V (and Q, K, dO), D and the per-thread
+// dQ buffers; tiles are 64 x 64 and live in L1/L2. Tiles entirely outside the mask are skipped; only tiles that cut the mask test it per
 // row. README.md has the math.
 #include <algorithm>
 #include <cmath>
