@@ -251,3 +251,41 @@ TEST(Attention, Bf16ModeStaysWithinItsErrorBoundAndIsDeterministic) {
 
 }  // namespace
 }  // namespace speedlm::ops
+
+namespace speedlm::ops {
+namespace {
+
+// The bf16 mode with every variant (window, softcap, sinks, packed sequences): the training
+// path runs it when a model's attention has them. Same bound as above.
+TEST(Attention, Bf16ModeWithWindowSoftcapSinksAndPackedSequences) {
+  const std::vector<int32_t> cu = {0, 70, 71, 200};
+  D d{.B = 1, .Tq = 200, .Tk = 200, .H = 4, .KVH = 2, .Dh = 32};
+  d.seqs = 3;
+  d.cu_seqlens = cu.data();
+  AttentionParams p;
+  p.window = 48;
+  p.softcap = 3.0f;
+  auto q = randn(q_numel(d), 5, 2.0f), k = randn(kv_numel(d), 6, 2.0f), v = randn(kv_numel(d), 7);
+  auto d_o = randn(q_numel(d), 8), sinks = randn(d.H, 9);
+  auto dbl = [](const std::vector<float>& x) { return std::vector<double>(x.begin(), x.end()); };
+  auto qd = dbl(q), kd = dbl(k), vd = dbl(v), dod = dbl(d_o), sd = dbl(sinks);
+  std::vector<double> o_ref(q.size()), lse_ref(d.H * d.Tq), dq_ref(q.size()), dk_ref(k.size()), dv_ref(v.size()),
+      ds_ref(d.H);
+  attention_ref_fwd<double>(p, d, qd.data(), kd.data(), vd.data(), o_ref.data(), lse_ref.data(), sd.data());
+  attention_ref_bwd<double>(p, d, qd.data(), kd.data(), vd.data(), dod.data(), dq_ref.data(), dk_ref.data(),
+                            dv_ref.data(), sd.data(), ds_ref.data());
+  p.bf16 = true;
+  std::vector<float> o(q.size()), lse(lse_ref.size()), dq(q.size()), dk(k.size()), dv(v.size()), ds(d.H);
+  attention_plain_fwd(p, d, q.data(), k.data(), v.data(), o.data(), lse.data(), sinks.data());
+  attention_plain_bwd(p, d, q.data(), k.data(), v.data(), o.data(), lse.data(), d_o.data(), dq.data(), dk.data(),
+                      dv.data(), sinks.data(), ds.data());
+  EXPECT_LE(rms_rel(o, o_ref), 1e-2);
+  EXPECT_LE(rms_rel(dq, dq_ref), 1e-2);
+  EXPECT_LE(rms_rel(dk, dk_ref), 1e-2);
+  EXPECT_LE(rms_rel(dv, dv_ref), 1e-2);
+  EXPECT_LE(rms_rel(ds, ds_ref), 1e-2);
+  EXPECT_GT(rms_rel(o, o_ref), 1e-5) << "the bf16 mode should actually round";
+}
+
+}  // namespace
+}  // namespace speedlm::ops
