@@ -289,7 +289,7 @@ void attention_flash_fwd(const AttentionParams& p, const AttentionDims& d, const
     }
     const FwdScratch w{S, S + kBr * kBc, S + kBr * (kBc + f.dhp), S + kBr * (kBc + f.dhp + 1),
                        S + kBr * (kBc + f.dhp + 2)};
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) nowait
     for (int64_t item = 0; item < items; ++item) {
       const int64_t i0 = (qtiles - 1 - item / per_tile) * kBr, sq = item % per_tile / d.H, h = item % d.H;
       const int64_t tq = attention_seq(d, sq).Tq;
@@ -355,7 +355,7 @@ void attention_flash_bwd(const AttentionParams& p, const AttentionDims& d, const
       if (t * kBc < attention_seq(d, sq).Tk) backward_tile(f, in, sq, kvh, t, dk, dv, dq_acc, w);
     }
     // dq [B, Tq, H, Dh] = scale * the sum of the parts [B, H, Tq, Dh], one row of Dh at a time.
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int64_t row = 0; row < rows; ++row) {
       const int64_t b = row / (d.H * d.Tq), h = row / d.Tq % d.H, i = row % d.Tq;
       float* out = dq + ((b * d.Tq + i) * d.H + h) * d.Dh;
