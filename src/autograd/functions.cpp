@@ -185,21 +185,30 @@ Qkv split_qkv_rope(const Var& qkv, const Tensor& pos, const ops::AttentionDims& 
 }
 
 Var attention(const Var& q, const Var& k, const Var& v, const ops::AttentionDims& d,
-              const ops::AttentionParams& params) {
+              const ops::AttentionParams& params, const Var& sinks) {
   ops::AttentionParams p = params;
   p.bf16 = matmul_precision() == MatmulPrecision::Bf16;
-  Var o(Tensor::empty({d.B * d.Tq, d.H * d.Dh}), needs_grad({&q, &k, &v}));
+  // f32: the flash form (O(T) memory). bf16: the plain form, whose bf16 GEMMs run on AMX and
+  // measured faster than f32 flash at every benchmarked length (docs/BENCHMARKS.md).
+  const auto fwd = p.bf16 ? ops::attention_plain_fwd : ops::attention_flash_fwd;
+  const auto bwd = p.bf16 ? ops::attention_plain_bwd : ops::attention_flash_bwd;
+  const float* s = sinks.defined() ? sinks.value().f32() : nullptr;
+  Var o(Tensor::empty({d.B * d.Tq, d.H * d.Dh}), needs_grad({&q, &k, &v, &sinks}));
   Tensor lse = Tensor::empty({d.B, d.H, d.Tq});
-  ops::attention_plain_fwd(p, d, q.value().f32(), k.value().f32(), v.value().f32(), o.value().f32(), lse.f32());
+  fwd(p, d, q.value().f32(), k.value().f32(), v.value().f32(), o.value().f32(), lse.f32(), s);
   if (o.requires_grad()) {
-    record([q, k, v, d, p, lse, out = o.shared()] {
+    record([q, k, v, sinks, d, p, lse, bwd, out = o.shared()] {
       if (!out->grad.defined()) return;
       GradSink dq = grad_sink(q), dk = grad_sink(k), dv = grad_sink(v);
-      ops::attention_plain_bwd(p, d, q.value().f32(), k.value().f32(), v.value().f32(), out->value.f32(), lse.f32(),
-                               out->grad.f32(), dq.target.f32(), dk.target.f32(), dv.target.f32());
+      const bool d_sinks = sinks.requires_grad();
+      GradSink ds = d_sinks ? grad_sink(sinks) : GradSink{};
+      bwd(p, d, q.value().f32(), k.value().f32(), v.value().f32(), out->value.f32(), lse.f32(), out->grad.f32(),
+          dq.target.f32(), dk.target.f32(), dv.target.f32(), sinks.defined() ? sinks.value().f32() : nullptr,
+          d_sinks ? ds.target.f32() : nullptr);
       commit(q, dq);
       commit(k, dk);
       commit(v, dv);
+      if (d_sinks) commit(sinks, ds);
       release(out);
     });
   }
