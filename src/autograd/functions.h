@@ -33,4 +33,13 @@ Var attention(const Var& q, const Var& k, const Var& v, const ops::AttentionDims
 // logits: [N, V]  targets: [N] i32  ->  scalar mean loss over non-ignored rows
 Var cross_entropy(const Var& logits, const Tensor& targets, const ops::CrossEntropyParams& p);
 
+// Fused blocks (fused.cpp): one tape node where the composition's granularity costs speed.
+// In the bf16 matmul mode the intermediates that only feed matmuls (SwiGLU's h and d(gate|up),
+// the logits' gradient) are written once, in bf16; results equal the composition bit for bit.
+// Elsewhere they are the composition itself.
+// linear(swiglu(linear(x, w_gate_up)), w_down).  x: [N, D]  w_gate_up: [2F, D]  w_down: [D, F]
+Var swiglu_mlp(const Var& x, const Var& w_gate_up, const Var& w_down);
+// cross_entropy(linear(x, w), targets).  x: [N, D]  w: [V, D]  targets: [N] i32
+Var linear_cross_entropy(const Var& x, const Var& w, const Tensor& targets, const ops::CrossEntropyParams& p);
+
 }  // namespace speedlm::ag

@@ -6,6 +6,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "core/parallel.h"
+
 namespace speedlm {
 
 const char* dtype_name(DType t) {
@@ -34,6 +36,9 @@ int64_t shape_numel(const Shape& s) {
 namespace {
 
 bool g_poison = false;
+
+// Bytes per thread for copies and fills: ~30 us of memory traffic (research/deps.md §4).
+constexpr int64_t kCopyGrainBytes = int64_t{1} << 20;
 
 // Recycles large buffers by exact size. Training allocates the same activation and
 // gradient shapes every step; fresh pages from the OS would cost a page fault and a
@@ -155,7 +160,7 @@ Tensor Tensor::slice0(int64_t begin, int64_t end) const {
 
 Tensor Tensor::clone() const {
   Tensor t = empty(shape_, dtype_);
-  if (numel_) std::memcpy(t.data<char>(), data<char>(), nbytes());
+  t.copy_from(*this);
   return t;
 }
 
@@ -190,13 +195,18 @@ void Tensor::fill(float value) {
 }
 
 void Tensor::zero() {
-  if (numel_) std::memset(data<char>(), 0, nbytes());
+  char* p = data<char>();
+  parallel_for(static_cast<int64_t>(nbytes()), kCopyGrainBytes,
+               [&](int64_t b0, int64_t b1) { std::memset(p + b0, 0, static_cast<size_t>(b1 - b0)); });
 }
 
 void Tensor::copy_from(const Tensor& src) {
   SPEEDLM_ASSERT(src.numel_ == numel_ && src.dtype_ == dtype_, "copy {} {} into {} {}", shape_str(src.shape_),
                  dtype_name(src.dtype_), shape_str(shape_), dtype_name(dtype_));
-  if (numel_) std::memcpy(data<char>(), src.data<char>(), nbytes());
+  char* dst = data<char>();
+  const char* from = src.data<char>();
+  parallel_for(static_cast<int64_t>(nbytes()), kCopyGrainBytes,
+               [&](int64_t b0, int64_t b1) { std::memcpy(dst + b0, from + b0, static_cast<size_t>(b1 - b0)); });
 }
 
 uint16_t f32_to_bf16(float x) {
