@@ -8,7 +8,7 @@
 
 #include "core/rng.h"
 #include "ops/linalg/gemm/gemm.h"
-#include "ops/linear/small_gemm.h"
+#include "ops/linear/common/small_gemm.h"
 
 namespace speedlm::ops {
 namespace {

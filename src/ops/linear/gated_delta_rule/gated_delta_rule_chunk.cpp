@@ -10,7 +10,7 @@
 
 #include "core/parallel.h"
 #include "core/simd_math.h"
-#include "ops/linear/small_gemm.h"
+#include "ops/linear/common/small_gemm.h"
 #include "ops/linear/gated_delta_rule/gated_delta_rule.h"
 
 namespace speedlm::ops {

@@ -16,7 +16,7 @@
 
 #include "core/parallel.h"
 #include "core/simd_math.h"
-#include "ops/linear/small_gemm.h"
+#include "ops/linear/common/small_gemm.h"
 #include "ops/linear/rwkv7/rwkv7.h"
 
 namespace speedlm::ops {

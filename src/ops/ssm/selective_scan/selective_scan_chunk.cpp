@@ -113,10 +113,11 @@ void selective_scan_chunk_bwd(const SelectiveScanParams& p, const SelectiveScanD
                               const float* Dskip, const float* h0, const float* d_y, const float* d_ht,
                               const SelectiveScanGrads<float>& g) {
   const int64_t N = d.N, C = p.chunk, n_seg = (d.T + C - 1) / C, BN = kBlock * N;
-  std::memset(g.dA, 0, sizeof(float) * d.D * N);
-  std::memset(g.dB, 0, sizeof(float) * d.B * d.T * N);
-  std::memset(g.dC, 0, sizeof(float) * d.B * d.T * N);
-  if (g.dDskip) std::memset(g.dDskip, 0, sizeof(float) * d.D);
+  // fill_n, not memset: with T = 0 these buffers may be null.
+  std::fill_n(g.dA, d.D * N, float{0});
+  std::fill_n(g.dB, d.B * d.T * N, float{0});
+  std::fill_n(g.dC, d.B * d.T * N, float{0});
+  if (g.dDskip) std::fill_n(g.dDskip, d.D, float{0});
   // Partial sums per thread range (kept at the range's first unit), added in unit order
   // afterwards: deterministic for a given thread count.
   struct Partial {

@@ -1,5 +1,6 @@
 // Reference selective scan (the spec): the per-channel recurrence in double; the backward keeps
 // every state of the channel.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <utility>
@@ -44,9 +45,10 @@ void selective_scan_ref_bwd(const SelectiveScanParams&, const SelectiveScanDims&
                             const double* delta, const double* A, const double* Bm, const double* Cm,
                             const double* Dskip, const double* h0, const double* d_y, const double* d_ht,
                             const SelectiveScanGrads<double>& g) {
-  std::memset(g.dA, 0, sizeof(double) * d.D * d.N);
-  std::memset(g.dB, 0, sizeof(double) * d.B * d.T * d.N);
-  std::memset(g.dC, 0, sizeof(double) * d.B * d.T * d.N);
+  // fill_n, not memset: with T = 0 these buffers may be null.
+  std::fill_n(g.dA, d.D * d.N, double{0});
+  std::fill_n(g.dB, d.B * d.T * d.N, double{0});
+  std::fill_n(g.dC, d.B * d.T * d.N, double{0});
   std::vector<double> dD(d.D, 0.0), hs(d.N), dh(d.N), states;
   for (int64_t b = 0; b < d.B; ++b)
     for (int64_t c = 0; c < d.D; ++c) {

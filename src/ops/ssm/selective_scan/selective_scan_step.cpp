@@ -40,9 +40,10 @@ void selective_scan_step_bwd(const SelectiveScanParams&, const SelectiveScanDims
                              const SelectiveScanGrads<float>& g) {
   // Channels write dA rows of their own but share dB, dC (summed over d): one batch row per
   // thread range keeps those writes disjoint.
-  std::memset(g.dA, 0, sizeof(float) * d.D * d.N);
-  std::memset(g.dB, 0, sizeof(float) * d.B * d.T * d.N);
-  std::memset(g.dC, 0, sizeof(float) * d.B * d.T * d.N);
+  // fill_n, not memset: with T = 0 these buffers may be null.
+  std::fill_n(g.dA, d.D * d.N, float{0});
+  std::fill_n(g.dB, d.B * d.T * d.N, float{0});
+  std::fill_n(g.dC, d.B * d.T * d.N, float{0});
   std::vector<float> dA(d.B * d.D * d.N, 0.0f), dD(d.B * d.D, 0.0f);
   parallel_for(d.B, 1, [&](int64_t lo, int64_t hi) {
     std::vector<float> hs(d.N), dh(d.N), states;

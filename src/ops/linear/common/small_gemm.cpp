@@ -1,4 +1,4 @@
-#include "ops/linear/small_gemm.h"
+#include "ops/linear/common/small_gemm.h"
 
 #include <algorithm>
 #include <cstring>
