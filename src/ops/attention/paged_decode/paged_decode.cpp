@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "ops/attention/paged_decode/paged_decode.h"
 
@@ -42,32 +43,43 @@ void quantize_i8(const float* x, int64_t KVH, int64_t Dh, int8_t* xq, float* sca
   }
 }
 
+// Token `slot` of every kv head: element (h, slot, c) of a [KVH, P, Dh] block.
 void store_rows(const PageLayout& l, uint8_t* page, int64_t slot, const float* x, size_t off, size_t scale_off) {
-  const size_t n = l.row_elems();
+  const int64_t P = l.page_size, Dh = l.Dh;
   switch (l.dtype) {
-    case KvDType::F32: std::memcpy(page + off + slot * n * 4, x, n * 4); break;
-    case KvDType::BF16: {
-      auto* dst = reinterpret_cast<uint16_t*>(page + off) + slot * n;
-      for (size_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(x[i]);
+    case KvDType::F32:
+      for (int64_t h = 0; h < l.KVH; ++h)
+        std::memcpy(reinterpret_cast<float*>(page + off) + (h * P + slot) * Dh, x + h * Dh, Dh * 4);
+      break;
+    case KvDType::BF16:
+      for (int64_t h = 0; h < l.KVH; ++h) {
+        auto* dst = reinterpret_cast<uint16_t*>(page + off) + (h * P + slot) * Dh;
+        for (int64_t c = 0; c < Dh; ++c) dst[c] = f32_to_bf16(x[h * Dh + c]);
+      }
+      break;
+    case KvDType::I8: {
+      std::vector<int8_t> q(l.row_elems());
+      std::vector<float> scale(l.KVH);
+      quantize_i8(x, l.KVH, Dh, q.data(), scale.data());
+      for (int64_t h = 0; h < l.KVH; ++h) {
+        std::memcpy(reinterpret_cast<int8_t*>(page + off) + (h * P + slot) * Dh, q.data() + h * Dh, Dh);
+        reinterpret_cast<float*>(page + scale_off)[h * P + slot] = scale[h];
+      }
       break;
     }
-    case KvDType::I8:
-      quantize_i8(x, l.KVH, l.Dh, reinterpret_cast<int8_t*>(page + off) + slot * n,
-                  reinterpret_cast<float*>(page + scale_off) + slot * l.KVH);
-      break;
   }
 }
 
 void load_row(const PageLayout& l, const uint8_t* page, int64_t slot, int64_t h, size_t off, size_t scale_off,
               float* x) {
-  const size_t at = slot * l.row_elems() + h * l.Dh;
+  const size_t at = (h * l.page_size + slot) * l.Dh;
   switch (l.dtype) {
-    case KvDType::F32: std::memcpy(x, page + off + at * 4, l.Dh * 4); break;
+    case KvDType::F32: std::memcpy(x, reinterpret_cast<const float*>(page + off) + at, l.Dh * 4); break;
     case KvDType::BF16:
       for (int64_t c = 0; c < l.Dh; ++c) x[c] = bf16_to_f32(reinterpret_cast<const uint16_t*>(page + off)[at + c]);
       break;
     case KvDType::I8: {
-      const float s = reinterpret_cast<const float*>(page + scale_off)[slot * l.KVH + h];
+      const float s = reinterpret_cast<const float*>(page + scale_off)[h * l.page_size + slot];
       for (int64_t c = 0; c < l.Dh; ++c) x[c] = s * reinterpret_cast<const int8_t*>(page + off)[at + c];
       break;
     }

@@ -2,8 +2,8 @@
 // keys and values read in place from fixed-size pages through a per-sequence page table.
 //   q: [B, H, Dh]   o: [B, H, Dh]   lse: [B, H]
 //   sequence b has lengths[b] >= 1 tokens; token t lives in page tables[b][t / P], slot t % P.
-//   A page holds K and V of P tokens, each [P, KVH, Dh] in the storage dtype (f32, bf16 or int8
-//   with one f32 scale per token and kv head, [P, KVH]); PageLayout gives the byte offsets.
+//   A page holds K and V of P tokens, each [KVH, P, Dh] in the storage dtype (f32, bf16 or int8
+//   with one f32 scale per kv head and token, [KVH, P]); PageLayout gives the byte offsets.
 // s_j = scale * q . k_j, o = sum_j softmax_j(s) v_j: the last row of causal attention over all
 // cached keys (attention op with Tq = 1). The fast form splits a long sequence's pages into
 // pieces, runs them on separate threads and merges the partial results by their log-sum-exp

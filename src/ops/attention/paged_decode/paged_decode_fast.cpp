@@ -5,11 +5,15 @@
 // page's tokens for all G heads, rescale by exp(m_old - m_new), accumulate p * v); int8 scales
 // are folded into the score and into p. Pieces write (m, l, acc) partials that are merged by
 // log-sum-exp (README.md, "Split-KV"); a single piece goes through the same merge.
+// The two page kernels (scores, value accumulation) have AVX-512 forms for Dh % 16 == 0 that
+// convert bf16 / int8 lanes in registers; portable loops cover the rest.
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include <immintrin.h>
 
 #include "core/parallel.h"
 #include "core/simd_math.h"
@@ -27,6 +31,117 @@ inline float to_f32(float x) { return x; }
 inline float to_f32(uint16_t x) { return std::bit_cast<float>(static_cast<uint32_t>(x) << 16); }
 inline float to_f32(int8_t x) { return static_cast<float>(x); }
 
+#if defined(__AVX512F__)
+// 16 stored values as f32 lanes. The all-ones masked (maskz) forms: GCC 12's unmasked ones start
+// from an undefined register and trip -Wmaybe-uninitialized.
+constexpr __mmask16 kAll = 0xFFFF;
+inline __m512 load16(const float* x) { return _mm512_loadu_ps(x); }
+inline __m512 load16(const uint16_t* x) {
+  const __m512i u = _mm512_maskz_cvtepu16_epi32(kAll, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
+  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(kAll, u, 16));
+}
+inline __m512 load16(const int8_t* x) {
+  const __m512i i = _mm512_maskz_cvtepi8_epi32(kAll, _mm_loadu_si128(reinterpret_cast<const __m128i*>(x)));
+  return _mm512_maskz_cvtepi32_ps(kAll, i);
+}
+inline float sum16(__m512 a) {
+  const __m256 h = _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(a), 0)),
+                                 _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(a), 1)));
+  const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  const __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));
+}
+
+// s[g * P + t] = sc_t * q_g . k_t for the page's n tokens, four heads per pass over a key row
+// (one conversion of k per four FMAs). Dh % 16 == 0.
+template <typename S>
+void scores_avx512(const float* q, const S* k, int64_t G, int64_t n, int64_t Dh, int64_t P, float scale,
+                   const float* ks, float* s) {
+  for (int64_t t = 0; t < n; ++t) {
+    const S* kt = k + t * Dh;
+    const float st = ks ? scale * ks[t] : scale;
+    for (int64_t g0 = 0; g0 < G; g0 += 4) {
+      const int64_t m = std::min<int64_t>(4, G - g0);
+      __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+      for (int64_t c = 0; c < Dh; c += 16) {
+        const __m512 kv = load16(kt + c);
+        for (int64_t j = 0; j < m; ++j) a[j] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (g0 + j) * Dh + c), kv, a[j]);
+      }
+      for (int64_t j = 0; j < m; ++j) s[(g0 + j) * P + t] = st * sum16(a[j]);
+    }
+  }
+}
+
+// acc_g += sum_t w_gt v_t, 64 columns (four registers) per pass over the page's value rows. Dh % 16 == 0.
+template <typename S>
+void accumulate_avx512(const float* w, const S* v, int64_t G, int64_t n, int64_t Dh, int64_t P, float* acc) {
+  for (int64_t g = 0; g < G; ++g) {
+    const float* wg = w + g * P;
+    float* ag = acc + g * Dh;
+    for (int64_t c0 = 0; c0 < Dh; c0 += 64) {
+      const int64_t m = std::min<int64_t>(4, (Dh - c0) / 16);
+      __m512 a[4];
+      for (int64_t j = 0; j < m; ++j) a[j] = _mm512_loadu_ps(ag + c0 + 16 * j);
+      for (int64_t t = 0; t < n; ++t) {
+        const __m512 wt = _mm512_set1_ps(wg[t]);
+        for (int64_t j = 0; j < m; ++j) a[j] = _mm512_fmadd_ps(wt, load16(v + t * Dh + c0 + 16 * j), a[j]);
+      }
+      for (int64_t j = 0; j < m; ++j) _mm512_storeu_ps(ag + c0 + 16 * j, a[j]);
+    }
+  }
+}
+#endif
+
+// Four independent dot products q_i . k_i of length Dh: four accumulator chains in flight instead of
+// one latency-bound chain per (token, head) pair.
+template <typename S>
+inline void dot4(const float* const* q, const S* const* k, int64_t Dh, float* out) {
+  const float *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
+  const S *k0 = k[0], *k1 = k[1], *k2 = k[2], *k3 = k[3];
+  float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+  for (int64_t c = 0; c < Dh; ++c) {
+    s0 += q0[c] * to_f32(k0[c]);
+    s1 += q1[c] * to_f32(k1[c]);
+    s2 += q2[c] * to_f32(k2[c]);
+    s3 += q3[c] * to_f32(k3[c]);
+  }
+  out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
+}
+
+// Portable forms of the two page kernels (any Dh; GCC vectorises the inner loops).
+template <typename S>
+void scores(const float* q, const S* k, int64_t G, int64_t n, int64_t Dh, int64_t P, float scale, const float* ks,
+            float* s) {
+  // The n x G (token, head) pairs four at a time (the last group padded by repeating pair 0).
+  const int64_t pairs = n * G;
+  for (int64_t i0 = 0; i0 < pairs; i0 += 4) {
+    const float* qp[4];
+    const S* kp[4];
+    float dots[4];
+    for (int64_t j = 0; j < 4; ++j) {
+      const int64_t i = i0 + j < pairs ? i0 + j : 0;
+      qp[j] = q + (i % G) * Dh, kp[j] = k + (i / G) * Dh;
+    }
+    dot4(qp, kp, Dh, dots);
+    for (int64_t j = 0; j < 4 && i0 + j < pairs; ++j) {
+      const int64_t t = (i0 + j) / G, g = (i0 + j) % G;
+      s[g * P + t] = (ks ? scale * ks[t] : scale) * dots[j];
+    }
+  }
+}
+
+template <typename S>
+void accumulate(const float* w, const S* v, int64_t G, int64_t n, int64_t Dh, int64_t P, float* acc) {
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t t = 0; t < n; ++t) {
+      const float wt = w[g * P + t];
+      float* ag = acc + g * Dh;
+#pragma omp simd
+      for (int64_t c = 0; c < Dh; ++c) ag[c] += wt * to_f32(v[t * Dh + c]);
+    }
+}
+
 struct Item {
   int64_t b, kvh, page0, page1, slot;  // slot: index of this piece's partial
 };
@@ -36,7 +151,7 @@ template <typename S>
 void run_piece(const PagedDecodeDims& d, const PagedKv& kv, float scale, const float* q, const Item& it, float* s,
                float* part) {
   const PageLayout& L = kv.layout;
-  const int64_t P = L.page_size, G = d.H / d.KVH, Dh = d.Dh, row = d.KVH * Dh, len = kv.lengths[it.b];
+  const int64_t P = L.page_size, G = d.H / d.KVH, Dh = d.Dh, len = kv.lengths[it.b];
   float *m = part, *l = part + G, *acc = part + 2 * G;
   std::fill(m, m + G, -std::numeric_limits<float>::infinity());
   std::fill(l, l + G, 0.0f);
@@ -45,21 +160,17 @@ void run_piece(const PagedDecodeDims& d, const PagedKv& kv, float scale, const f
   for (int64_t pg = it.page0; pg < it.page1; ++pg) {
     const uint8_t* base = kv.pages[kv.tables[it.b][pg]];
     const int64_t n = std::min(P, len - pg * P);
-    const S* k = reinterpret_cast<const S*>(base + L.k_off) + it.kvh * Dh;
-    const S* v = reinterpret_cast<const S*>(base + L.v_off) + it.kvh * Dh;
-    const float* ks = L.dtype == KvDType::I8 ? reinterpret_cast<const float*>(base + L.k_scale_off) + it.kvh : nullptr;
-    const float* vs = L.dtype == KvDType::I8 ? reinterpret_cast<const float*>(base + L.v_scale_off) + it.kvh : nullptr;
-    for (int64_t t = 0; t < n; ++t) {
-      const S* kt = k + t * row;
-      const float st = ks ? scale * ks[t * d.KVH] : scale;
-      for (int64_t g = 0; g < G; ++g) {
-        const float* qh = qg + g * Dh;
-        float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int64_t c = 0; c < Dh; ++c) dot += qh[c] * to_f32(kt[c]);
-        s[g * P + t] = st * dot;
-      }
-    }
+    // This kv head's [P, Dh] slices of the page's K and V blocks: contiguous, so reads stream.
+    const S* k = reinterpret_cast<const S*>(base + L.k_off) + it.kvh * P * Dh;
+    const S* v = reinterpret_cast<const S*>(base + L.v_off) + it.kvh * P * Dh;
+    const bool i8 = L.dtype == KvDType::I8;
+    const float* ks = i8 ? reinterpret_cast<const float*>(base + L.k_scale_off) + it.kvh * P : nullptr;
+    const float* vs = i8 ? reinterpret_cast<const float*>(base + L.v_scale_off) + it.kvh * P : nullptr;
+#if defined(__AVX512F__)
+    if (Dh % 16 == 0) scores_avx512(qg, k, G, n, Dh, P, scale, ks, s);
+    else
+#endif
+      scores(qg, k, G, n, Dh, P, scale, ks, s);
     for (int64_t g = 0; g < G; ++g) {
       float* sg = s + g * P;
       float mx = m[g];
@@ -76,17 +187,13 @@ void run_piece(const PagedDecodeDims& d, const PagedKv& kv, float scale, const f
 #pragma omp simd
       for (int64_t c = 0; c < Dh; ++c) ag[c] *= corr;
       if (vs)
-        for (int64_t t = 0; t < n; ++t) sg[t] *= vs[t * d.KVH];
+        for (int64_t t = 0; t < n; ++t) sg[t] *= vs[t];
     }
-    for (int64_t t = 0; t < n; ++t) {
-      const S* vt = v + t * row;
-      for (int64_t g = 0; g < G; ++g) {
-        const float w = s[g * P + t];
-        float* ag = acc + g * Dh;
-#pragma omp simd
-        for (int64_t c = 0; c < Dh; ++c) ag[c] += w * to_f32(vt[c]);
-      }
-    }
+#if defined(__AVX512F__)
+    if (Dh % 16 == 0) accumulate_avx512(s, v, G, n, Dh, P, acc);
+    else
+#endif
+      accumulate(s, v, G, n, Dh, P, acc);
   }
 }
 
