@@ -52,15 +52,53 @@ inline float sum16(__m512 a) {
   return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));
 }
 
-// s[g * P + t] = sc_t * q_g . k_t for the page's n tokens, four heads per pass over a key row
-// (one conversion of k per four FMAs). Dh % 16 == 0.
+// The 16 horizontal sums of a[0..15] in one register: lane i = sum(a[4 (i % 4) + i / 4]) (two
+// levels of 128-bit shuffles, two of in-lane shuffles; 15 adds for 16 reductions).
+inline __m512 sum16x16(const __m512* a) {
+  __m512 b[8], c[4];
+  for (int i = 0; i < 8; ++i)
+    b[i] = _mm512_add_ps(_mm512_maskz_shuffle_f32x4(kAll, a[2 * i], a[2 * i + 1], 0x44),
+                         _mm512_maskz_shuffle_f32x4(kAll, a[2 * i], a[2 * i + 1], 0xEE));
+  for (int i = 0; i < 4; ++i)
+    c[i] = _mm512_add_ps(_mm512_maskz_shuffle_f32x4(kAll, b[2 * i], b[2 * i + 1], 0x88),
+                         _mm512_maskz_shuffle_f32x4(kAll, b[2 * i], b[2 * i + 1], 0xDD));
+  const __m512 d0 = _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], 0x44), _mm512_shuffle_ps(c[0], c[1], 0xEE));
+  const __m512 d1 = _mm512_add_ps(_mm512_shuffle_ps(c[2], c[3], 0x44), _mm512_shuffle_ps(c[2], c[3], 0xEE));
+  return _mm512_add_ps(_mm512_shuffle_ps(d0, d1, 0x88), _mm512_shuffle_ps(d0, d1, 0xDD));
+}
+
+// s[g * P + t] = sc_t * q_g . k_t for the page's n tokens. Tiles of 4 tokens x 4 heads keep 16
+// accumulators in registers (each k conversion feeds four FMAs, each q load four) and reduce
+// them together; leftover tokens or heads take one key row and up to four heads at a time.
+// Dh % 16 == 0.
 template <typename S>
 void scores_avx512(const float* q, const S* k, int64_t G, int64_t n, int64_t Dh, int64_t P, float scale,
                    const float* ks, float* s) {
+  const int64_t n4 = n / 4 * 4, G4 = G / 4 * 4;
+  for (int64_t t0 = 0; t0 < n4; t0 += 4)
+    for (int64_t g0 = 0; g0 < G4; g0 += 4) {
+      // Slot 4 (i % 4) + i / 4 accumulates pair i = 4 tt + gg, so lane i of the reduction is pair i.
+      __m512 a[16];
+      for (auto& x : a) x = _mm512_setzero_ps();
+      for (int64_t c = 0; c < Dh; c += 16) {
+        __m512 qv[4];
+        for (int64_t gg = 0; gg < 4; ++gg) qv[gg] = _mm512_loadu_ps(q + (g0 + gg) * Dh + c);
+        for (int64_t tt = 0; tt < 4; ++tt) {
+          const __m512 kv = load16(k + (t0 + tt) * Dh + c);
+          for (int64_t gg = 0; gg < 4; ++gg) a[4 * gg + tt] = _mm512_fmadd_ps(qv[gg], kv, a[4 * gg + tt]);
+        }
+      }
+      alignas(64) float out[16];
+      _mm512_store_ps(out, sum16x16(a));
+      for (int64_t tt = 0; tt < 4; ++tt) {
+        const float st = ks ? scale * ks[t0 + tt] : scale;
+        for (int64_t gg = 0; gg < 4; ++gg) s[(g0 + gg) * P + t0 + tt] = st * out[4 * tt + gg];
+      }
+    }
   for (int64_t t = 0; t < n; ++t) {
     const S* kt = k + t * Dh;
     const float st = ks ? scale * ks[t] : scale;
-    for (int64_t g0 = 0; g0 < G; g0 += 4) {
+    for (int64_t g0 = t < n4 ? G4 : 0; g0 < G; g0 += 4) {
       const int64_t m = std::min<int64_t>(4, G - g0);
       __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
       for (int64_t c = 0; c < Dh; c += 16) {
@@ -72,21 +110,32 @@ void scores_avx512(const float* q, const S* k, int64_t G, int64_t n, int64_t Dh,
   }
 }
 
-// acc_g += sum_t w_gt v_t, 64 columns (four registers) per pass over the page's value rows. Dh % 16 == 0.
+// acc_g += sum_t w_gt v_t, 64 columns (four registers, a fixed count so they stay in registers)
+// per pass over the page's value rows, then 16 at a time. Dh % 16 == 0.
 template <typename S>
 void accumulate_avx512(const float* w, const S* v, int64_t G, int64_t n, int64_t Dh, int64_t P, float* acc) {
   for (int64_t g = 0; g < G; ++g) {
     const float* wg = w + g * P;
     float* ag = acc + g * Dh;
-    for (int64_t c0 = 0; c0 < Dh; c0 += 64) {
-      const int64_t m = std::min<int64_t>(4, (Dh - c0) / 16);
-      __m512 a[4];
-      for (int64_t j = 0; j < m; ++j) a[j] = _mm512_loadu_ps(ag + c0 + 16 * j);
+    int64_t c0 = 0;
+    for (; c0 + 64 <= Dh; c0 += 64) {
+      __m512 a0 = _mm512_loadu_ps(ag + c0), a1 = _mm512_loadu_ps(ag + c0 + 16);
+      __m512 a2 = _mm512_loadu_ps(ag + c0 + 32), a3 = _mm512_loadu_ps(ag + c0 + 48);
       for (int64_t t = 0; t < n; ++t) {
         const __m512 wt = _mm512_set1_ps(wg[t]);
-        for (int64_t j = 0; j < m; ++j) a[j] = _mm512_fmadd_ps(wt, load16(v + t * Dh + c0 + 16 * j), a[j]);
+        const S* vt = v + t * Dh + c0;
+        a0 = _mm512_fmadd_ps(wt, load16(vt), a0);
+        a1 = _mm512_fmadd_ps(wt, load16(vt + 16), a1);
+        a2 = _mm512_fmadd_ps(wt, load16(vt + 32), a2);
+        a3 = _mm512_fmadd_ps(wt, load16(vt + 48), a3);
       }
-      for (int64_t j = 0; j < m; ++j) _mm512_storeu_ps(ag + c0 + 16 * j, a[j]);
+      _mm512_storeu_ps(ag + c0, a0), _mm512_storeu_ps(ag + c0 + 16, a1);
+      _mm512_storeu_ps(ag + c0 + 32, a2), _mm512_storeu_ps(ag + c0 + 48, a3);
+    }
+    for (; c0 < Dh; c0 += 16) {
+      __m512 a = _mm512_loadu_ps(ag + c0);
+      for (int64_t t = 0; t < n; ++t) a = _mm512_fmadd_ps(_mm512_set1_ps(wg[t]), load16(v + t * Dh + c0), a);
+      _mm512_storeu_ps(ag + c0, a);
     }
   }
 }
