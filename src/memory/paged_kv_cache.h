@@ -90,7 +90,7 @@ class PagedKvCache final : public MixerState {
     int64_t length = 0;
     bool live = false;
   };
-  PagedKvCache(std::shared_ptr<PagePool> pool) : pool_(std::move(pool)) {}
+  explicit PagedKvCache(std::shared_ptr<PagePool> pool) : pool_(std::move(pool)) {}
   void release_all();
   void retain_all();
   std::shared_ptr<PagePool> pool_;
