@@ -160,6 +160,20 @@ TEST(PagedDecode, LongContextSplitsMatchReference) {
   for (int64_t splits : {0, 2, 7}) EXPECT_LE(rms_rel(run_fast(f, splits).o, o), 1e-5) << splits;
 }
 
+TEST(PagedDecode, OneLongSequenceIsSplitAcrossThreads) {
+  const PagedDecodeParams p;
+  // B = 1 with one kv head: two threads get a piece each once the sequence is long enough.
+  EXPECT_EQ(paged_decode_pieces(p, {1, 8, 1, 64}, 16, 4096, 2), 2);
+  EXPECT_EQ(paged_decode_pieces(p, {1, 8, 1, 64}, 16, 300, 2), 1) << "pieces shorter than 256 tokens do not pay";
+  // Enough (b, kv head) items already: no split.
+  EXPECT_EQ(paged_decode_pieces(p, {1, 8, 2, 64}, 16, 4096, 2), 1);
+  EXPECT_EQ(paged_decode_pieces(p, {1, 8, 2, 64}, 16, 4096, 8), 4);
+  PagedDecodeParams forced;
+  forced.splits = 3;
+  EXPECT_EQ(paged_decode_pieces(forced, {1, 8, 2, 64}, 16, 40, 1), 3);
+  EXPECT_EQ(paged_decode_pieces(forced, {1, 8, 2, 64}, 16, 20, 1), 2) << "at most one piece per page";
+}
+
 TEST(PagedDecode, PoisonedMemoryLeavesNoNaN) {
   for (KvDType t : {KvDType::F32, KvDType::BF16, KvDType::I8}) {
     set_poison_allocations(true);

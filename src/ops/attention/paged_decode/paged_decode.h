@@ -63,6 +63,9 @@ Status paged_decode_check(const PagedDecodeParams& p, const PagedDecodeDims& d, 
 // Reference: plain loops, double accumulators, reading the dequantised cache values.
 void paged_decode_ref_fwd(const PagedDecodeParams& p, const PagedDecodeDims& d, const PagedKv& kv, const double* q,
                           double* o, double* lse);
+// Pieces the fast form splits a sequence of `length` tokens into when `threads` threads run it.
+int64_t paged_decode_pieces(const PagedDecodeParams& p, const PagedDecodeDims& d, int64_t page_size, int64_t length,
+                            int threads);
 // Fast f32 form: GQA groups share each key read; split-KV over pages with an LSE merge.
 void paged_decode_fwd(const PagedDecodeParams& p, const PagedDecodeDims& d, const PagedKv& kv, const float* q,
                       float* o, float* lse);

@@ -248,21 +248,25 @@ void run_piece(const PagedDecodeDims& d, const PagedKv& kv, float scale, const f
 
 }  // namespace
 
+int64_t paged_decode_pieces(const PagedDecodeParams& p, const PagedDecodeDims& d, int64_t page_size, int64_t length,
+                            int threads) {
+  const int64_t pages = (length + page_size - 1) / page_size;
+  if (p.splits > 0) return std::clamp<int64_t>(p.splits, 1, pages);
+  // Enough work items for every thread, each piece >= kMinSplitTokens.
+  const int64_t want = (threads + d.B * d.KVH - 1) / (d.B * d.KVH);
+  return std::clamp<int64_t>(want, 1, std::min(pages, std::max<int64_t>(1, length / kMinSplitTokens)));
+}
+
 void paged_decode_fwd(const PagedDecodeParams& p, const PagedDecodeDims& d, const PagedKv& kv, const float* q,
                       float* o, float* lse) {
   SPEEDLM_ASSERT(paged_decode_check(p, d, kv).is_ok(), "{}", paged_decode_check(p, d, kv).message());
   const float scale = p.scale != 0.0f ? p.scale : 1.0f / std::sqrt(static_cast<float>(d.Dh));
   const int64_t P = kv.layout.page_size, G = d.H / d.KVH, part_size = G * (d.Dh + 2);
-  // Pieces per sequence: enough work items for every thread, each piece >= kMinSplitTokens.
-  const int64_t want = p.splits > 0 ? p.splits : (num_threads() + d.B * d.KVH - 1) / (d.B * d.KVH);
   std::vector<Item> items;
   std::vector<int64_t> first(d.B + 1, 0);  // items of sequence b: [first[b], first[b + 1]) per kv head
   int64_t tokens = 0;
   for (int64_t b = 0; b < d.B; ++b) {
-    const int64_t pages = (kv.lengths[b] + P - 1) / P;
-    const int64_t cap = p.splits > 0 ? pages : std::max<int64_t>(1, kv.lengths[b] / kMinSplitTokens);
-    const int64_t pieces = std::clamp<int64_t>(want, 1, std::min(pages, cap));
-    first[b + 1] = first[b] + pieces;
+    first[b + 1] = first[b] + paged_decode_pieces(p, d, P, kv.lengths[b], num_threads());
     tokens += kv.lengths[b];
   }
   for (int64_t b = 0; b < d.B; ++b) {
