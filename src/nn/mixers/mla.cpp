@@ -130,12 +130,8 @@ ag::Var MlaMixer::forward(const ag::Var& x, int64_t B, int64_t T, MixerState* st
     std::memcpy(rows.f32() + n * W + d.C, lat.k_pe.value().f32() + n * d.Dr, sizeof(float) * d.Dr);
   }
   cache->append(rows.f32(), T);
-  // RoPE on the queries' q_pe in place (the expanded path does it inside mla_expand).
   Tensor qv = q.value().clone();
-  Tensor qpe = Tensor::empty({N, d.H * d.Dr});
-  for (int64_t i = 0; i < N * d.H; ++i) std::memcpy(qpe.f32() + i * d.Dr, qv.f32() + i * Dq + d.Dn, sizeof(float) * d.Dr);
-  ops::rope_fast_fwd(rope, qpe.f32(), pos.i32(), B, T, d.H, d.Dr, qpe.f32());
-  for (int64_t i = 0; i < N * d.H; ++i) std::memcpy(qv.f32() + i * Dq + d.Dn, qpe.f32() + i * d.Dr, sizeof(float) * d.Dr);
+  mla_rope_q(d, pos, rope, qv.f32(), false);
   Tensor o = Tensor::empty({N, d.H * d.Dv});
   const MlaDims one = dims(1, T);
   for (int64_t b = 0; b < B; ++b)

@@ -29,6 +29,15 @@ void take_cols(const float* src, int64_t lds, int64_t col, int64_t N, int64_t w,
 
 }  // namespace
 
+void mla_rope_q(const MlaDims& d, const Tensor& pos, const ops::RopeParams& rope, float* q, bool backward) {
+  const int64_t row = d.H * d.Dq();
+  for (int64_t h = 0; h < d.H; ++h) {
+    float* pe = q + h * d.Dq() + d.Dn;
+    if (backward) ops::rope_fast_bwd_rows(rope, pe, row, pos.i32(), d.B, d.T, 1, d.Dr, pe, row);
+    else ops::rope_fast_fwd_rows(rope, pe, row, pos.i32(), d.B, d.T, 1, d.Dr, pe, row);
+  }
+}
+
 Latent mla_split_latent(const ag::Var& kvr, const Tensor& pos, const MlaDims& d, const ops::RopeParams& rope) {
   const int64_t N = d.N(), W = d.C + d.Dr;
   SPEEDLM_ASSERT(kvr.dim(0) == N && kvr.dim(1) == W, "mla_split_latent: {} for N={} W={}", shape_str(kvr.shape()), N, W);
@@ -61,37 +70,22 @@ MlaHeads mla_expand(const ag::Var& q, const ag::Var& kv, const ag::Var& k_pe, co
              ag::Var(Tensor::zeros({N, H * Dq}), rg)};
   const float *qs = q.value().f32(), *kvs = kv.value().f32(), *kp = k_pe.value().f32();
   float *qo = r.q.value().f32(), *ko = r.k.value().f32(), *vo = r.v.value().f32();
-  // RoPE on q_pe: gather the heads' rope parts into [N, H, Dr], rotate, scatter back.
-  Tensor qpe = Tensor::empty({N, H * Dr});
   parallel_for(N, 64, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n)
       for (int64_t h = 0; h < H; ++h) {
-        const float* qh = qs + (n * H + h) * Dq;
         const float* kvh = kvs + n * Wkv + h * (Dn + Dv);
-        std::memcpy(qo + (n * H + h) * Dq, qh, sizeof(float) * Dn);
-        std::memcpy(qpe.f32() + (n * H + h) * Dr, qh + Dn, sizeof(float) * Dr);
         std::memcpy(ko + (n * H + h) * Dq, kvh, sizeof(float) * Dn);
         std::memcpy(ko + (n * H + h) * Dq + Dn, kp + n * Dr, sizeof(float) * Dr);
         std::memcpy(vo + (n * H + h) * Dq, kvh + Dn, sizeof(float) * Dv);
       }
   });
-  ops::rope_fast_fwd(rope, qpe.f32(), pos.i32(), d.B, d.T, H, Dr, qpe.f32());
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t h = 0; h < H; ++h)
-      std::memcpy(qo + (n * H + h) * Dq + Dn, qpe.f32() + (n * H + h) * Dr, sizeof(float) * Dr);
+  std::memcpy(qo, qs, sizeof(float) * N * H * Dq);
+  mla_rope_q(d, pos, rope, qo, false);
   if (rg) {
     ag::record([q, kv, k_pe, pos, d, rope, qv = r.q.shared(), kvv = r.k.shared(), vv = r.v.shared()] {
       const int64_t N = d.N(), H = d.H, Dn = d.Dn, Dr = d.Dr, Dv = d.Dv, Dq = d.Dq();
       if (qv->grad.defined() && q.requires_grad()) {
-        const float* g = qv->grad.f32();
-        Tensor gpe = Tensor::empty({N, H * Dr});
-        for (int64_t n = 0; n < N; ++n)
-          for (int64_t h = 0; h < H; ++h)
-            std::memcpy(gpe.f32() + (n * H + h) * Dr, g + (n * H + h) * Dq + Dn, sizeof(float) * Dr);
-        ops::rope_fast_bwd(rope, gpe.f32(), pos.i32(), d.B, d.T, H, Dr, gpe.f32());
-        for (int64_t n = 0; n < N; ++n)
-          for (int64_t h = 0; h < H; ++h)
-            std::memcpy(qv->grad.f32() + (n * H + h) * Dq + Dn, gpe.f32() + (n * H + h) * Dr, sizeof(float) * Dr);
+        mla_rope_q(d, pos, rope, qv->grad.f32(), true);
         add_cols(q, 0, qv->grad.f32(), H * Dq, N, H * Dq);  // q's layout is the expanded one
       }
       if (kv.requires_grad())

@@ -23,6 +23,9 @@ struct Latent {
 };
 Latent mla_split_latent(const ag::Var& kvr, const Tensor& pos, const MlaDims& d, const ops::RopeParams& rope);
 
+// RoPE (backward: its inverse) on the q_pe part of every head of q: [N, H*Dq], in place.
+void mla_rope_q(const MlaDims& d, const Tensor& pos, const ops::RopeParams& rope, float* q, bool backward);
+
 // The expanded heads. q: [N, H*Dq] ([q_nope | q_pe] per head), kv: [N, H*(Dn + Dv)] ([k_nope | v]
 // per head), k_pe: [N, Dr] (RoPE'd) ->
 //   q: [N, H, Dq] = [q_nope | rope(q_pe)],  k: [N, H, Dq] = [k_nope | k_pe] (k_pe broadcast over
