@@ -1,6 +1,8 @@
 // `speedlm bench kv`: the decoding memory a model config needs per token and at a context
 // length, per layer, from each mixer's own state. Only one layer's mixer exists at a time and
 // no weights are loaded, so configs of any size can be inspected.
+#include <optional>
+
 #include "memory/kv_cache.h"
 #include "memory/paged_kv_cache.h"
 #include "models/config.h"
