@@ -55,7 +55,8 @@ class PagedKvCache final : public MixerState {
   MemoryKind kind() const override { return MemoryKind::GrowingKv; }
   // The longest live sequence.
   int64_t length() const override;
-  // Pages referenced by this cache's sequences, each counted once however many share it.
+  // Pages referenced by this cache's sequences, each counted once however many share it. The pool
+  // keeps freed pages for reuse: its allocation is pool().capacity() pages.
   size_t bytes() const override;
   size_t bytes_per_token() const override { return layout().bytes / layout().page_size; }
   std::unique_ptr<MixerState> snapshot() const override;
