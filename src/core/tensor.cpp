@@ -1,5 +1,6 @@
 #include "speedlm/tensor.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -7,6 +8,7 @@
 #include <unordered_map>
 
 #include "core/parallel.h"
+#include "core/tensor_bytes.h"
 
 namespace speedlm {
 
@@ -74,20 +76,43 @@ StoragePool& pool() {
   return *p;
 }
 
+// Bytes of live tensor storage and their high-water mark (tensor_peak_bytes).
+std::atomic<size_t> g_live_bytes{0}, g_peak_bytes{0};
+
+void count_alloc(size_t bytes) {
+  const size_t live = g_live_bytes.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  size_t peak = g_peak_bytes.load(std::memory_order_relaxed);
+  while (live > peak && !g_peak_bytes.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
+  }
+}
+
+void count_free(size_t bytes) { g_live_bytes.fetch_sub(bytes, std::memory_order_relaxed); }
+
 std::shared_ptr<void> allocate(size_t bytes) {
+  count_alloc(bytes);
   if (bytes < StoragePool::kMinBytes) {
     void* p = std::aligned_alloc(64, bytes);
     SPEEDLM_ASSERT(p != nullptr, "out of memory allocating {} bytes", bytes);
-    return std::shared_ptr<void>(p, std::free);
+    return std::shared_ptr<void>(p, [bytes](void* q) {
+      count_free(bytes);
+      std::free(q);
+    });
   }
   void* p = pool().get(bytes);
   SPEEDLM_ASSERT(p != nullptr, "out of memory allocating {} bytes", bytes);
-  return std::shared_ptr<void>(p, [bytes](void* q) { pool().put(q, bytes); });
+  return std::shared_ptr<void>(p, [bytes](void* q) {
+    count_free(bytes);
+    pool().put(q, bytes);
+  });
 }
 
 }  // namespace
 
 void set_poison_allocations(bool on) { g_poison = on; }
+
+size_t tensor_live_bytes() { return g_live_bytes.load(std::memory_order_relaxed); }
+size_t tensor_peak_bytes() { return g_peak_bytes.load(std::memory_order_relaxed); }
+void reset_tensor_peak_bytes() { g_peak_bytes.store(tensor_live_bytes(), std::memory_order_relaxed); }
 
 Tensor Tensor::empty(Shape shape, DType dtype) {
   for (int64_t d : shape) SPEEDLM_ASSERT(d >= 0, "negative dimension in {}", shape_str(shape));

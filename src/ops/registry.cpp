@@ -16,6 +16,10 @@ OpEntry attention_registry_entry();
 OpEntry causal_conv1d_registry_entry();
 OpEntry simple_gla_registry_entry();
 OpEntry gla_registry_entry();
+OpEntry gated_delta_rule_registry_entry();
+OpEntry delta_rule_registry_entry();
+OpEntry selective_scan_registry_entry();
+OpEntry rwkv7_registry_entry();
 
 const std::vector<OpEntry>& registry() {
   static const std::vector<OpEntry> entries = {
@@ -30,6 +34,10 @@ const std::vector<OpEntry>& registry() {
       causal_conv1d_registry_entry(),
       simple_gla_registry_entry(),
       gla_registry_entry(),
+      gated_delta_rule_registry_entry(),
+      delta_rule_registry_entry(),
+      selective_scan_registry_entry(),
+      rwkv7_registry_entry(),
   };
   return entries;
 }
