@@ -6,16 +6,10 @@
 
 #include "core/parallel.h"
 #include "core/simd_math.h"
-#include "ops/linalg/gemm/gemm.h"
+#include "ops/linear/common/small_gemm.h"
 #include "speedlm/tensor.h"
 
 namespace speedlm::ops::linear_chunk {
-
-void small_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (gemm_backend() == GemmBackend::Ref) gemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else gemm_blas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
 
 namespace {
 

@@ -36,12 +36,6 @@ struct Intra {
   void (*score_grads)(const ChunkView& c, float scale, float* dA, float* dq, float* dk, int64_t ld);
 };
 
-// The per-chunk GEMMs (ops/linalg/gemm/gemm.h contract). They are small (C x K x V, C x C x K)
-// and run on the calling thread; OpenBLAS calls cost about half of oneDNN's at 64^3 (3.7 vs
-// 6.5 us measured), so they go there.
-void small_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-
 // Shapes as in simple_gla.h / gla.h; g has gate_width entries per (b, t, h).
 void chunk_fwd(const Problem& p, const Intra& intra, const float* q, const float* k, const float* v, const float* g,
                const float* h0, float* o, float* ht);

@@ -6,6 +6,7 @@
 
 #include "core/simd_math.h"
 #include "ops/linear/common/chunk_engine.h"
+#include "ops/linear/common/small_gemm.h"
 #include "ops/linear/gla/gla.h"
 
 namespace speedlm::ops {
@@ -71,7 +72,7 @@ void scores(const ChunkView& c, float scale, float* A) {
     if (cols > 0) {
       rescale(c.q, c.ldk, c.G, K, r, 1.0f, i0, i1, Qt);
       rescale(c.k, c.ldk, c.G, K, r, -1.0f, 0, cols, Kt);
-      linear_chunk::small_gemm(false, true, i1 - i0, cols, K, scale, Qt, K, Kt, K, 0.0f, A + i0 * L, L);
+      small_gemm(false, true, i1 - i0, cols, K, scale, Qt, K, Kt, K, 0.0f, A + i0 * L, L);
     }
     if (diag) {
       for (int64_t t = i0; t < i1; ++t) std::fill(A + t * L + t + 1, A + t * L + i1, 0.0f);
@@ -99,7 +100,7 @@ void score_grads(const ChunkView& c, float scale, float* dA, float* dq, float* d
     if (cols == 0) continue;
     const float* r = c.G + i0 * K;
     rescale(c.k, c.ldk, c.G, K, r, -1.0f, 0, cols, X);
-    linear_chunk::small_gemm(false, false, i1 - i0, K, cols, scale, M + i0 * L, L, X, K, 0.0f, tmp, K);
+    small_gemm(false, false, i1 - i0, K, cols, scale, M + i0 * L, L, X, K, 0.0f, tmp, K);
     for (int64_t t = i0; t < i1; ++t) {
 #pragma omp simd
       for (int64_t kk = 0; kk < K; ++kk) dq[t * ld + kk] += tmp[(t - i0) * K + kk] * exp_f32(c.G[t * K + kk] - r[kk]);
@@ -110,7 +111,7 @@ void score_grads(const ChunkView& c, float scale, float* dA, float* dq, float* d
     if (rows0 >= L) continue;
     const float* r = c.G + (j1 - 1) * K;
     rescale(c.q, c.ldk, c.G, K, r, 1.0f, rows0, L, X);
-    linear_chunk::small_gemm(true, false, j1 - j0, K, L - rows0, scale, M + rows0 * L + j0, L, X, K, 0.0f, tmp, K);
+    small_gemm(true, false, j1 - j0, K, L - rows0, scale, M + rows0 * L + j0, L, X, K, 0.0f, tmp, K);
     for (int64_t s = j0; s < j1; ++s) {
 #pragma omp simd
       for (int64_t kk = 0; kk < K; ++kk) dk[s * ld + kk] += tmp[(s - j0) * K + kk] * exp_f32(r[kk] - c.G[s * K + kk]);
