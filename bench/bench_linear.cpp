@@ -2,7 +2,7 @@
 //   BM_{simple_gla,gla}_chunk_{fwd,fwd_bwd}: chunk form against T = 1k .. 32k (linear cost),
 //     GFLOP/s and its fraction of the BLAS GEMM rate measured in the same run (gemm_frac), both
 //     in process CPU time (run with OMP_NUM_THREADS=1 for an exact per-core figure);
-//   BM_attention_plain_fwd_bwd_same_width: softmax attention of the same B, H, head dim;
+//   BM_attention_{plain,flash}_fwd_bwd_same_width: softmax attention of the same B, H, head dim;
 //   BM_decode_<mixer>: decode tokens/s of one mixer layer (d_model 384, configs/<mixer>.json)
 //     after prefilling a context of 1k .. 32k tokens; state_bytes shows the state stays constant.
 #include <benchmark/benchmark.h>
@@ -146,8 +146,8 @@ BENCHMARK(BM_simple_gla_chunk_fwd_bwd)->Apply(lengths);
 BENCHMARK(BM_gla_chunk_fwd)->Apply(lengths);
 BENCHMARK(BM_gla_chunk_fwd_bwd)->Apply(lengths);
 
-// Softmax attention of the same width: B = 1, H = 4 heads of 64, causal.
-static void BM_attention_plain_fwd_bwd_same_width(benchmark::State& state) {
+// Softmax attention of the same width: B = 1, H = 4 heads of 64, causal; plain and flash forms.
+void run_attention(benchmark::State& state, bool flash) {
   const int64_t T = state.range(0);
   AttentionParams p;
   AttentionDims d{1, T, T, kH, kH, kK};
@@ -155,11 +155,24 @@ static void BM_attention_plain_fwd_bwd_same_width(benchmark::State& state) {
   Tensor o = Tensor::empty(q.shape()), lse = Tensor::empty({1, kH, T});
   Tensor dq = Tensor::empty(q.shape()), dk = Tensor::empty(q.shape()), dv = Tensor::empty(q.shape());
   for (auto _ : state) {
-    attention_plain_fwd(p, d, q.f32(), k.f32(), v.f32(), o.f32(), lse.f32());
-    attention_plain_bwd(p, d, q.f32(), k.f32(), v.f32(), o.f32(), lse.f32(), d_o.f32(), dq.f32(), dk.f32(), dv.f32());
+    if (flash) {
+      attention_flash_fwd(p, d, q.f32(), k.f32(), v.f32(), o.f32(), lse.f32());
+      attention_flash_bwd(p, d, q.f32(), k.f32(), v.f32(), o.f32(), lse.f32(), d_o.f32(), dq.f32(), dk.f32(), dv.f32());
+    } else {
+      attention_plain_fwd(p, d, q.f32(), k.f32(), v.f32(), o.f32(), lse.f32());
+      attention_plain_bwd(p, d, q.f32(), k.f32(), v.f32(), o.f32(), lse.f32(), d_o.f32(), dq.f32(), dk.f32(), dv.f32());
+    }
   }
 }
+
+static void BM_attention_plain_fwd_bwd_same_width(benchmark::State& s) { run_attention(s, false); }
+static void BM_attention_flash_fwd_bwd_same_width(benchmark::State& s) { run_attention(s, true); }
 BENCHMARK(BM_attention_plain_fwd_bwd_same_width)
+    ->Arg(8192)
+    ->ArgName("T")
+    ->Unit(benchmark::kMillisecond)
+    ->MeasureProcessCPUTime();
+BENCHMARK(BM_attention_flash_fwd_bwd_same_width)
     ->Arg(8192)
     ->ArgName("T")
     ->Unit(benchmark::kMillisecond)
