@@ -13,6 +13,8 @@ OpEntry swiglu_registry_entry();
 OpEntry rope_registry_entry();
 OpEntry cross_entropy_registry_entry();
 OpEntry attention_registry_entry();
+OpEntry moe_registry_entry();
+OpEntry moe_balance_registry_entry();
 
 const std::vector<OpEntry>& registry() {
   static const std::vector<OpEntry> entries = {
@@ -24,6 +26,8 @@ const std::vector<OpEntry>& registry() {
       rope_registry_entry(),
       cross_entropy_registry_entry(),
       attention_registry_entry(),
+      moe_registry_entry(),
+      moe_balance_registry_entry(),
   };
   return entries;
 }
