@@ -2,7 +2,9 @@
 // expert (contiguous rows); each expert runs two GEMMs over its rows; the outputs are
 // combined back per token with the router weights. Every reduction over tokens (the
 // combine, dx) is a loop per token in slot order, so results do not depend on threads.
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "core/parallel.h"
 #include "ops/activation/swiglu/swiglu.h"
@@ -37,6 +39,33 @@ const void* weight_of(bool bf16, const float* w, const uint16_t* w16, int64_t e,
   return bf16 ? static_cast<const void*>(w16 + e * size) : static_cast<const void*>(w + e * size);
 }
 
+// Calls fn(e, o, M) for every expert with rows [o, o + M). With at least two experts per thread,
+// the experts are spread over the threads (one parallel region, single-threaded GEMMs: the
+// biggest groups first, each to the least loaded thread); else one after another, each GEMM
+// threaded. A parallel region per small GEMM costs more than the GEMM on a busy machine.
+template <typename Fn>
+void for_each_expert(const MoeRouting& r, Fn&& fn) {
+  std::vector<int64_t> active;
+  for (int64_t e = 0; e < r.E; ++e)
+    if (r.offset[e + 1] > r.offset[e]) active.push_back(e);
+  const int nt = num_threads();
+  if (nt <= 1 || static_cast<int64_t>(active.size()) < 2 * nt || omp_in_parallel()) {
+    for (int64_t e : active) fn(e, r.offset[e], r.offset[e + 1] - r.offset[e]);
+    return;
+  }
+  auto rows = [&](int64_t e) { return r.offset[e + 1] - r.offset[e]; };
+  std::stable_sort(active.begin(), active.end(), [&](int64_t a, int64_t b) { return rows(a) > rows(b); });
+  std::vector<std::vector<int64_t>> mine(nt);
+  std::vector<int64_t> load(nt, 0);
+  for (int64_t e : active) {
+    int t = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    mine[t].push_back(e);
+    load[t] += rows(e);
+  }
+#pragma omp parallel num_threads(nt)
+  for (int64_t e : mine[omp_get_thread_num()]) fn(e, r.offset[e], rows(e));
+}
+
 Tensor maybe_bf16(const Tensor& t, bool bf16) { return bf16 ? t.to(DType::BF16) : t; }
 
 }  // namespace
@@ -55,20 +84,16 @@ void moe_grouped_fwd(const MoeParams& p, const MoeRouting& r, int64_t D, const f
   });
   xg = maybe_bf16(xg, p.bf16);
   Tensor hg = Tensor::empty({R, 2 * F}), ag = Tensor::empty({R, F}), yg = Tensor::empty({R, D});
-  for (int64_t e = 0; e < p.E; ++e) {
-    int64_t o = r.offset[e], M = r.offset[e + 1] - o;
-    if (M == 0) continue;
+  for_each_expert(r, [&](int64_t e, int64_t o, int64_t M) {
     mm(h, false, true, M, 2 * F, D, at(xg, o, D), D, weight_of(h, w.gate_up, w.gate_up_bf16, e, 2 * F * D), D, 0.0f,
        hg.f32() + o * 2 * F, 2 * F);
-  }
+  });
   swiglu_fast_fwd(hg.f32(), R, F, ag.f32());
   ag = maybe_bf16(ag, p.bf16);
-  for (int64_t e = 0; e < p.E; ++e) {
-    int64_t o = r.offset[e], M = r.offset[e + 1] - o;
-    if (M == 0) continue;
+  for_each_expert(r, [&](int64_t e, int64_t o, int64_t M) {
     mm(h, false, true, M, D, F, at(ag, o, F), F, weight_of(h, w.down, w.down_bf16, e, D * F), F, 0.0f,
        yg.f32() + o * D, D);
-  }
+  });
   parallel_for(N, kRowGrain, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) {
       float* yn = y + n * D;
@@ -111,25 +136,21 @@ void moe_grouped_bwd(const MoeParams& p, const MoeRouting& r, int64_t D, const M
     if (r.row[s] < 0) d_weight[s] = 0.0f;
   dyg = maybe_bf16(dyg, h);
   Tensor dag = Tensor::empty({R, F}), dhg = Tensor::empty({R, 2 * F}), dxg = Tensor::empty({R, D});
-  for (int64_t e = 0; e < p.E; ++e) {
-    int64_t o = r.offset[e], M = r.offset[e + 1] - o;
-    if (M == 0) continue;
+  for_each_expert(r, [&](int64_t e, int64_t o, int64_t M) {
     // o = W2 a: dW2 += dyg^T a, da = dyg W2.
     mm(h, true, false, D, F, M, at(dyg, o, D), D, at(saved.ag, o, F), F, 1.0f, d_down + e * D * F, F);
     mm(h, false, false, M, F, D, at(dyg, o, D), D, weight_of(h, w.down, w.down_bf16, e, D * F), F, 0.0f,
        dag.f32() + o * F, F);
-  }
+  });
   swiglu_fast_bwd(saved.hg.f32(), dag.f32(), R, F, dhg.f32());
   dhg = maybe_bf16(dhg, h);
-  for (int64_t e = 0; e < p.E; ++e) {
-    int64_t o = r.offset[e], M = r.offset[e + 1] - o;
-    if (M == 0) continue;
+  for_each_expert(r, [&](int64_t e, int64_t o, int64_t M) {
     // h = W1 x: dW1 += dh^T x, dx = dh W1.
     mm(h, true, false, 2 * F, D, M, at(dhg, o, 2 * F), 2 * F, at(saved.xg, o, D), D, 1.0f,
        d_gate_up + e * 2 * F * D, D);
     mm(h, false, false, M, D, 2 * F, at(dhg, o, 2 * F), 2 * F, weight_of(h, w.gate_up, w.gate_up_bf16, e, 2 * F * D),
        D, 0.0f, dxg.f32() + o * D, D);
-  }
+  });
   parallel_for(N, kRowGrain, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) {
       float* dxn = dx + n * D;
