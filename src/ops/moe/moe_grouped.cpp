@@ -63,7 +63,11 @@ void for_each_expert(const MoeRouting& r, Fn&& fn) {
     load[t] += rows(e);
   }
 #pragma omp parallel num_threads(nt)
-  for (int64_t e : mine[omp_get_thread_num()]) fn(e, r.offset[e], rows(e));
+  {
+    // The runtime may grant fewer threads than asked: the granted ones share the lists.
+    for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads())
+      for (int64_t e : mine[t]) fn(e, r.offset[e], rows(e));
+  }
 }
 
 Tensor maybe_bf16(const Tensor& t, bool bf16) { return bf16 ? t.to(DType::BF16) : t; }
