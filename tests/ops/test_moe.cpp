@@ -43,17 +43,17 @@ TEST(MoeCheck, RejectsBadParamsWithFieldAndValue) {
   EXPECT_EQ(moe_check(q, 10, 16).message(), "[moe] experts = 300: must be in [1, 256]");
 }
 
-TEST(MoePadding, AtMostAnEighthAndFewShapesPerOctave) {
-  for (int64_t m = 0; m <= 8; ++m) EXPECT_EQ(moe_padded_rows(m), m);
-  for (int64_t lo = 8; lo < (1 << 16); lo *= 2) {
+TEST(MoePadding, AtMostASixteenthAndFewShapesPerOctave) {
+  for (int64_t m = 0; m <= 16; ++m) EXPECT_EQ(moe_padded_rows(m), m);
+  for (int64_t lo = 16; lo < (1 << 16); lo *= 2) {
     std::set<int64_t> shapes;
     for (int64_t m = lo + 1; m <= 2 * lo; ++m) {
       int64_t r = moe_padded_rows(m);
       ASSERT_GE(r, m);
-      ASSERT_LE(8 * (r - m), m) << m;
+      ASSERT_LE(16 * (r - m), m) << m;
       shapes.insert(r);
     }
-    EXPECT_LE(shapes.size(), 8u) << "octave (" << lo << ", " << 2 * lo << "]";
+    EXPECT_LE(shapes.size(), 16u) << "octave (" << lo << ", " << 2 * lo << "]";
   }
 }
 

@@ -75,8 +75,8 @@ struct MoeRouting {
   int64_t rows() const { return offset.empty() ? 0 : offset.back(); }
 };
 
-// Rows an expert group of m rows occupies: m up to 8, else m rounded up to 1/8 of its power of
-// two (<= 12.5% padding). GEMM primitives are cached per shape: this bounds their number.
+// Rows an expert group of m rows occupies: m up to 16, else m rounded up to 1/16 of its power of
+// two (<= 6.25% padding). GEMM primitives are cached per shape: this bounds their number.
 int64_t moe_padded_rows(int64_t m);
 
 // Routes N tokens (threads over tokens) and groups the slots. logits: [N, E], bias: [E] or null.

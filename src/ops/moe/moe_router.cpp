@@ -103,8 +103,8 @@ int64_t moe_capacity(const MoeParams& p, int64_t N) {
 }
 
 int64_t moe_padded_rows(int64_t m) {
-  if (m <= 8) return m;
-  int64_t step = int64_t{1} << (std::bit_width(static_cast<uint64_t>(m)) - 4);
+  if (m <= 16) return m;
+  int64_t step = int64_t{1} << (std::bit_width(static_cast<uint64_t>(m)) - 5);
   return (m + step - 1) / step * step;
 }
 
