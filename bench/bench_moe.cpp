@@ -38,16 +38,18 @@ struct MoeLayer {
     w1 = random({p.E, 2 * p.F, D}, 0.05, 3);
     w2 = random({p.E, D, p.F}, 0.05, 4);
     dy = random({N, D}, 1.0, 5);
-    logits = Tensor::empty({N, p.E}), y = Tensor::empty({N, D}), dx = Tensor::empty({N, D});
-    d_logits = Tensor::empty({N, p.E}), d_router = Tensor::zeros({p.E, D}), d_weight = Tensor::empty({N * p.k});
+    y = Tensor::empty({N, D}), logits = Tensor::empty({N, p.E});
+    d_router = Tensor::zeros({p.E, D});
     d1 = Tensor::zeros(w1.shape()), d2 = Tensor::zeros(w2.shape());
   }
   void fwd(bool keep) {
+    logits = Tensor::empty({N, p.E}), y = Tensor::empty({N, D});
     gemm(false, true, N, p.E, D, 1.0f, x.f32(), D, w_router.f32(), D, 0.0f, logits.f32(), p.E);
     r = moe_route(p, N, logits.f32(), nullptr);
     moe_grouped_fwd(p, r, D, x.f32(), MoeExpertWeights{w1.f32(), w2.f32()}, y.f32(), keep ? &saved : nullptr);
   }
   void bwd() {
+    dx = Tensor::empty({N, D}), d_logits = Tensor::empty({N, p.E}), d_weight = Tensor::empty({N * p.k});
     moe_grouped_bwd(p, r, D, MoeExpertWeights{w1.f32(), w2.f32()}, saved, dy.f32(), dx.f32(), d_weight.f32(),
                     d1.f32(), d2.f32());
     moe_route_bwd(p, r, logits.f32(), d_weight.f32(), d_logits.f32());
@@ -56,7 +58,8 @@ struct MoeLayer {
   }
 };
 
-// The dense SwiGLU of hidden k F: the same active parameters (less the small router).
+// The dense SwiGLU of hidden k F: the same active parameters (less the small router). Like the
+// MoE layer (and both layers under autograd), it allocates its activations on every call.
 struct DenseLayer {
   int64_t N, D, F;
   Tensor x, w1, w2, h, a, y, dy, da, dh, dx, d1, d2;
@@ -66,16 +69,16 @@ struct DenseLayer {
     w1 = random({2 * F, D}, 0.05, 3);
     w2 = random({D, F}, 0.05, 4);
     dy = random({N, D}, 1.0, 5);
-    h = Tensor::empty({N, 2 * F}), a = Tensor::empty({N, F}), y = Tensor::empty({N, D});
-    da = Tensor::empty({N, F}), dh = Tensor::empty({N, 2 * F}), dx = Tensor::empty({N, D});
     d1 = Tensor::zeros(w1.shape()), d2 = Tensor::zeros(w2.shape());
   }
   void fwd() {
+    h = Tensor::empty({N, 2 * F}), a = Tensor::empty({N, F}), y = Tensor::empty({N, D});
     gemm(false, true, N, 2 * F, D, 1.0f, x.f32(), D, w1.f32(), D, 0.0f, h.f32(), 2 * F);
     swiglu_fast_fwd(h.f32(), N, F, a.f32());
     gemm(false, true, N, D, F, 1.0f, a.f32(), F, w2.f32(), F, 0.0f, y.f32(), D);
   }
   void bwd() {
+    da = Tensor::empty({N, F}), dh = Tensor::empty({N, 2 * F}), dx = Tensor::empty({N, D});
     gemm(true, false, D, F, N, 1.0f, dy.f32(), D, a.f32(), F, 1.0f, d2.f32(), F);
     gemm(false, false, N, F, D, 1.0f, dy.f32(), D, w2.f32(), F, 0.0f, da.f32(), F);
     swiglu_fast_bwd(h.f32(), da.f32(), N, F, dh.f32());
