@@ -86,6 +86,8 @@ double MoeLoad::dropped_fraction() const {
 
 MoE::MoE(const MoeConfig& cfg, int64_t d_model) : cfg_(cfg), p_(cfg.op_params()), d_model_(d_model) {
   const int64_t E = cfg.experts, F = cfg.hidden, D = d_model;
+  Status ok = ops::moe_check(p_, 0, D);
+  SPEEDLM_ASSERT(ok.is_ok(), "MoE built from an unvalidated config: {}", ok.message());
   router_ = ag::Var(Tensor::zeros({E, D}), true);
   bias_ = ag::Var(Tensor::zeros({E}), false);
   w_gate_up_ = ag::Var(Tensor::zeros({E, 2 * F, D}), true);
