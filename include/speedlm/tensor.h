@@ -76,5 +76,7 @@ uint16_t f32_to_bf16(float x);
 float bf16_to_f32(uint16_t x);
 // y[i] = f32_to_bf16(x[i]) for n elements, vectorised (VCVTNE2PS2BF16) and threaded.
 void convert_to_bf16(const float* x, int64_t n, uint16_t* y);
+// The same on the calling thread only: for kernels that emit bf16 from their own threads.
+void convert_to_bf16_serial(const float* x, int64_t n, uint16_t* y);
 
 }  // namespace speedlm

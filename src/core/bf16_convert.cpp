@@ -5,9 +5,7 @@
 
 namespace speedlm {
 
-namespace {
-
-void convert_range(const float* x, int64_t n, uint16_t* y) {
+void convert_to_bf16_serial(const float* x, int64_t n, uint16_t* y) {
   int64_t i = 0;
 #if defined(__AVX512BF16__)
   // VCVTNE2PS2BF16: round to nearest even, 32 values per instruction.
@@ -19,10 +17,8 @@ void convert_range(const float* x, int64_t n, uint16_t* y) {
   for (; i < n; ++i) y[i] = f32_to_bf16(x[i]);
 }
 
-}  // namespace
-
 void convert_to_bf16(const float* x, int64_t n, uint16_t* y) {
-  parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) { convert_range(x + i0, i1 - i0, y + i0); });
+  parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) { convert_to_bf16_serial(x + i0, i1 - i0, y + i0); });
 }
 
 }  // namespace speedlm

@@ -123,13 +123,18 @@ ag::Var LanguageModel::hidden(const Tensor& ids, ModelState* state) {
     MixerState* s = state ? state->layers[i].get() : nullptr;
     x = ag::add(x, b.mixer->forward(ag::rmsnorm(x, b.norm1, eps), B, T, s));
     ag::Var h = ag::rmsnorm(x, b.norm2, eps);
-    x = ag::add(x, b.moe ? b.moe->forward(h, T) : ag::linear(ag::swiglu(ag::linear(h, b.w_gate_up)), b.w_down));
+    x = ag::add(x, b.moe ? b.moe->forward(h, T) : ag::swiglu_mlp(h, b.w_gate_up, b.w_down));
   }
   return ag::rmsnorm(x, norm_f_, eps);
 }
 
 ag::Var LanguageModel::forward(const Tensor& ids, ModelState* state) {
   return ag::linear(hidden(ids, state), cfg_.tie_embeddings ? tok_emb_ : lm_head_);
+}
+
+ag::Var LanguageModel::loss(const Tensor& ids, const Tensor& targets) {
+  return ag::linear_cross_entropy(hidden(ids, nullptr), cfg_.tie_embeddings ? tok_emb_ : lm_head_,
+                                  targets.reshape({targets.numel()}), {});
 }
 
 Tensor LanguageModel::forward_last(const Tensor& ids, ModelState& state) {

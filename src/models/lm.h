@@ -35,6 +35,9 @@ class LanguageModel {
 
   // ids: [B, T] i32 -> logits [B*T, V]. With a state the tokens continue it (inference).
   ag::Var forward(const Tensor& ids, ModelState* state = nullptr);
+  // Mean next-token cross-entropy of forward(ids) against targets (same shape as ids; entries
+  // equal to the ignore index do not count), fused with the LM head.
+  ag::Var loss(const Tensor& ids, const Tensor& targets);
   // Logits of only the last position of each sequence: [B, V] (prefill/decode).
   Tensor forward_last(const Tensor& ids, ModelState& state);
   ModelState make_state(int64_t batch) const;

@@ -15,11 +15,10 @@ AdamW::AdamW(const nn::ParamList& params, AdamWParams p) : params_(params), p_(p
 }
 
 void AdamW::zero_grad() {
-  for (const auto& np : params_)
-    if (np.var->grad().defined()) np.var->grad().zero();
+  for (const auto& np : params_) np.var->impl()->grad = Tensor();
 }
 
-void AdamW::step(double lr) {
+void AdamW::step(double lr, float grad_scale) {
   ++t_;
   const float b1 = static_cast<float>(p_.beta1), b2 = static_cast<float>(p_.beta2), eps = static_cast<float>(p_.eps);
   const double bc1 = 1.0 - std::pow(p_.beta1, static_cast<double>(t_));
@@ -30,17 +29,21 @@ void AdamW::step(double lr) {
     ag::Var& var = *params_[i].var;
     if (!var.grad().defined()) continue;
     const float decay = params_[i].decay ? static_cast<float>(1.0 - lr * p_.weight_decay) : 1.0f;
-    float *p = var.value().f32(), *g = var.grad().f32(), *m = m_[i].f32(), *v = v_[i].f32();
+    float *p = var.value().f32(), *m = m_[i].f32(), *v = v_[i].f32();
+    const float* g = var.grad().f32();
+    Tensor& copy16 = var.impl()->value_bf16;
+    uint16_t* p16 = copy16.defined() ? copy16.bf16() : nullptr;
     parallel_for(var.value().numel(), 1 << 14, [&](int64_t i0, int64_t i1) {
 #pragma omp simd
       for (int64_t j = i0; j < i1; ++j) {
-        m[j] = b1 * m[j] + (1.0f - b1) * g[j];
-        v[j] = b2 * v[j] + (1.0f - b2) * g[j] * g[j];
+        float gj = g[j] * grad_scale;
+        m[j] = b1 * m[j] + (1.0f - b1) * gj;
+        v[j] = b2 * v[j] + (1.0f - b2) * gj * gj;
         float denom = std::sqrt(v[j]) * inv_sqrt_bc2 + eps;
         p[j] = p[j] * decay - step_size * m[j] / denom;
       }
+      if (p16) convert_to_bf16_serial(p + i0, i1 - i0, p16 + i0);
     });
-    var.value_changed();
   }
 }
 
@@ -70,10 +73,15 @@ double grad_norm(const nn::ParamList& params) {
   return std::sqrt(total);
 }
 
+float clip_scale(double norm, double max_norm) {
+  if (max_norm <= 0.0 || norm <= max_norm) return 1.0f;
+  return static_cast<float>(max_norm / (norm + 1e-6));
+}
+
 double clip_grad_norm(const nn::ParamList& params, double max_norm) {
   double norm = grad_norm(params);
-  if (max_norm <= 0.0 || norm <= max_norm) return norm;
-  float scale = static_cast<float>(max_norm / (norm + 1e-6));
+  float scale = clip_scale(norm, max_norm);
+  if (scale == 1.0f) return norm;
   for (const auto& np : params) {
     Tensor& g = np.var->grad();
     if (!g.defined()) continue;

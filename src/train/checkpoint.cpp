@@ -81,6 +81,7 @@ Result<LoadedModel> load_model_dir(const std::string& dir) {
     Tensor t;
     SPEEDLM_TRY(check_tensor(*st, file, p.name, p.var->value(), t));
     p.var->value().copy_from(t);
+    p.var->value_changed();
   }
   if (st->tensors.size() != out.model->params().size())
     return Status::errorf("checkpoint", "{}: {} tensors, the config has {} parameters", file, st->tensors.size(),

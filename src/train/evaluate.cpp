@@ -22,7 +22,7 @@ EvalResult evaluate_bpb(LanguageModel& model, std::span<const int32_t> val, int6
   model.take_moe_load();  // count only the evaluated tokens
   double nats = 0.0;
   for (const data::Batch& b : *batches) {
-    ag::Var loss = ag::cross_entropy(model.forward(b.inputs), b.targets.reshape({b.targets.numel()}), {});
+    ag::Var loss = model.loss(b.inputs, b.targets);
     nats += static_cast<double>(loss.value().f32()[0]) * static_cast<double>(b.num_targets);
     r.tokens += b.num_targets;
   }

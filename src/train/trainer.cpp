@@ -144,13 +144,13 @@ Result<TrainReport> train(const TrainOptions& opt) {
   while (state.step < tc.steps) {
     Clock::time_point t0 = Clock::now();
     data::Batch batch = batcher.next();
-    ag::Var loss = ag::cross_entropy(model.forward(batch.inputs), batch.targets.reshape({tokens_per_step}), {});
+    ag::Var loss = model.loss(batch.inputs, batch.targets);
     // MoE balancing losses join the objective; the logged loss stays the cross-entropy.
     ag::Var aux = model.take_aux_loss();
     ag::backward(aux.defined() ? ag::add(loss, aux) : loss);
-    double norm = clip_grad_norm(model.params(), tc.grad_clip);
+    double norm = grad_norm(model.params());
     double lr = lr_at(state.step, tc.lr, tc.min_lr_ratio, tc.warmup_steps, tc.steps);
-    adam.step(lr);
+    adam.step(lr, clip_scale(norm, tc.grad_clip));
     adam.zero_grad();
     model.update_router_bias();
     float loss_v = loss.value().f32()[0];

@@ -21,5 +21,9 @@ void swiglu_ref_bwd(const T* gu, const T* dh, int64_t N, int64_t F, T* dgu);
 
 void swiglu_fast_fwd(const float* gu, int64_t N, int64_t F, float* h);
 void swiglu_fast_bwd(const float* gu, const float* dh, int64_t N, int64_t F, float* dgu);  // dgu: [N, 2F]
+// The same math with the output rounded to bf16 (raw bits) as it is stored: h and dgu are the
+// operands of the bf16 matmuls around SwiGLU, so no f32 copy of them is ever written.
+void swiglu_fast_fwd_bf16(const float* gu, int64_t N, int64_t F, uint16_t* h);
+void swiglu_fast_bwd_bf16(const float* gu, const float* dh, int64_t N, int64_t F, uint16_t* dgu);
 
 }  // namespace speedlm::ops

@@ -27,7 +27,15 @@ void cross_entropy_ref_bwd(const CrossEntropyParams& p, const T* logits, const i
 
 void cross_entropy_fast_fwd(const CrossEntropyParams& p, const float* logits, const int32_t* targets, int64_t N,
                             int64_t V, float* loss, float* lse);
+// The mean of loss over rows whose target is not ignore_index (0 when there are none);
+// count receives their number.
+float cross_entropy_mean(const CrossEntropyParams& p, const float* loss, const int32_t* targets, int64_t N,
+                         int64_t& count);
+
+// d_logits16, when given, also receives d_logits rounded to bf16 ([N, V]), written while each
+// row is in cache: the operand of the bf16 matmuls of the LM head's backward.
 void cross_entropy_fast_bwd(const CrossEntropyParams& p, const float* logits, const int32_t* targets,
-                            const float* lse, const float* d_loss, int64_t N, int64_t V, float* d_logits);
+                            const float* lse, const float* d_loss, int64_t N, int64_t V, float* d_logits,
+                            uint16_t* d_logits16 = nullptr);
 
 }  // namespace speedlm::ops

@@ -12,6 +12,31 @@ namespace {
 constexpr int64_t kGrainElems = 32768;
 
 int64_t row_grain(int64_t V) { return std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, V)); }
+
+// d_logits of one row. Not inlined: one compiled copy for both callers below, so the sum's
+// order, and hence the result, does not depend on whether a bf16 copy is also written.
+[[gnu::noinline]] void bwd_row(const CrossEntropyParams& p, const float* z, int32_t target, float L, float g,
+                               int64_t V, float* d) {
+  if (target == p.ignore_index) {
+    std::fill(d, d + V, 0.0f);
+    return;
+  }
+  // exp(z - lse) with the f32 lse is softmax times exp(rounding of lse), up to ulp(lse) ~
+  // 1e-4 relative for logits ~1e3. Dividing by the row's own sum removes that common
+  // factor. Each z[j] is read before d[j] is written, so d may alias z.
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < V; ++j) {
+    float e = exp_f32(z[j] - L);
+    d[j] = e;
+    s += e;
+  }
+  float scale = g / s;
+#pragma omp simd
+  for (int64_t j = 0; j < V; ++j) d[j] *= scale;
+  d[target] -= g;
+}
+
 }  // namespace
 
 void cross_entropy_fast_fwd(const CrossEntropyParams& p, const float* logits, const int32_t* targets, int64_t N,
@@ -33,30 +58,26 @@ void cross_entropy_fast_fwd(const CrossEntropyParams& p, const float* logits, co
   });
 }
 
+float cross_entropy_mean(const CrossEntropyParams& p, const float* loss, const int32_t* targets, int64_t N,
+                         int64_t& count) {
+  double sum = 0.0;
+  count = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    if (targets[n] == p.ignore_index) continue;
+    sum += loss[n];
+    ++count;
+  }
+  return count ? static_cast<float>(sum / static_cast<double>(count)) : 0.0f;
+}
+
 void cross_entropy_fast_bwd(const CrossEntropyParams& p, const float* logits, const int32_t* targets,
-                            const float* lse, const float* d_loss, int64_t N, int64_t V, float* d_logits) {
+                            const float* lse, const float* d_loss, int64_t N, int64_t V, float* d_logits,
+                            uint16_t* d_logits16) {
   parallel_for(N, row_grain(V), [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) {
-      const float* z = logits + n * V;
-      float* d = d_logits + n * V;
-      if (targets[n] == p.ignore_index) {
-        std::fill(d, d + V, 0.0f);
-        continue;
-      }
-      // exp(z - lse) with the f32 lse is softmax times exp(rounding of lse), up to ulp(lse) ~
-      // 1e-4 relative for logits ~1e3. Dividing by the row's own sum removes that common
-      // factor. Each z[j] is read before d[j] is written, so d_logits may alias logits.
-      float L = lse[n], s = 0.0f;
-#pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < V; ++j) {
-        float e = exp_f32(z[j] - L);
-        d[j] = e;
-        s += e;
-      }
-      float g = d_loss[n], scale = g / s;
-#pragma omp simd
-      for (int64_t j = 0; j < V; ++j) d[j] *= scale;
-      d[targets[n]] -= g;
+      bwd_row(p, logits + n * V, targets[n], lse[n], d_loss[n], V, d_logits + n * V);
+      // Rounded while the row is still in cache.
+      if (d_logits16) convert_to_bf16_serial(d_logits + n * V, V, d_logits16 + n * V);
     }
   });
 }
