@@ -50,10 +50,18 @@ struct TrainReport {
 Result<TrainReport> train(const TrainOptions& opt);
 
 // ---- evaluation ----
+// Expert load of one MoE layer: each expert's share of the routed token slots.
+struct MoeLoadReport {
+  int64_t layer = 0;
+  std::vector<double> fraction;  // [E]
+  double max_over_mean = 0.0;    // 1 at perfect balance
+  double dropped_fraction = 0.0;  // slots dropped by the capacity limit
+};
 struct EvalReport {
   double val_bpb = 0.0;
   double val_loss = 0.0;  // nats per token
   int64_t tokens = 0;
+  std::vector<MoeLoadReport> moe_load;  // one per MoE layer
 };
 Result<EvalReport> evaluate(const std::string& model_dir, const std::string& data_dir, int64_t max_tokens,
                             int threads = 0);

@@ -8,6 +8,27 @@
 
 namespace speedlm {
 
+Result<FfnConfig> FfnConfig::parse(const nlohmann::json& j, const std::string& path) {
+  FfnConfig c;
+  JsonFields ff(j, path);
+  SPEEDLM_TRY(ff.get_string("type", c.type, {"swiglu", "moe"}, true));
+  if (c.type == "moe") {
+    auto moe = nn::MoeConfig::parse(ff);
+    SPEEDLM_TRY(moe);
+    c.moe = *moe;
+    c.hidden = c.moe.hidden;
+  } else {
+    SPEEDLM_TRY(ff.get_int("hidden", c.hidden, 1, 1 << 20, true));
+  }
+  SPEEDLM_TRY(ff.finish());
+  return c;
+}
+
+nlohmann::json FfnConfig::to_json() const {
+  if (type == "moe") return moe.to_json();
+  return {{"type", type}, {"hidden", hidden}};
+}
+
 Result<ModelConfig> ModelConfig::from_json(const nlohmann::json& j) {
   ModelConfig c;
   JsonFields f(j, "");
@@ -27,12 +48,27 @@ Result<ModelConfig> ModelConfig::from_json(const nlohmann::json& j) {
   for (size_t i = 0; i < c.layers.size(); ++i)
     if (!c.mixers.count(c.layers[i]))
       return f.error("layers", fmt::format("[{}] = \"{}\": no such entry in mixers", i, c.layers[i]));
-  nlohmann::json ffn;
-  SPEEDLM_TRY(f.get_object("ffn", ffn, true));
-  JsonFields ff(ffn, "ffn");
-  SPEEDLM_TRY(ff.get_string("type", c.ffn.type, {"swiglu"}, true));
-  SPEEDLM_TRY(ff.get_int("hidden", c.ffn.hidden, 1, 1 << 20, true));
-  SPEEDLM_TRY(ff.finish());
+  if (f.has("ffns") == f.has("ffn"))
+    return f.error(f.has("ffn") ? "ffns" : "ffn", ": give either ffn (every layer) or ffns with ffn_layers");
+  if (f.has("ffn")) {
+    nlohmann::json ffn;
+    SPEEDLM_TRY(f.get_object("ffn", ffn, true));
+    auto parsed = FfnConfig::parse(ffn, "ffn");
+    SPEEDLM_TRY(parsed);
+    c.ffn = *parsed;
+  } else {
+    nlohmann::json ffns;
+    SPEEDLM_TRY(f.get_object("ffns", ffns, true));
+    for (auto it = ffns.begin(); it != ffns.end(); ++it) {
+      auto parsed = FfnConfig::parse(it.value(), "ffns." + it.key());
+      SPEEDLM_TRY(parsed);
+      c.ffns[it.key()] = *parsed;
+    }
+    SPEEDLM_TRY(f.get_string_list("ffn_layers", c.ffn_layers, true));
+    for (size_t i = 0; i < c.ffn_layers.size(); ++i)
+      if (!c.ffns.count(c.ffn_layers[i]))
+        return f.error("ffn_layers", fmt::format("[{}] = \"{}\": no such entry in ffns", i, c.ffn_layers[i]));
+  }
   SPEEDLM_TRY(f.get_string("objective", c.objective, {"causal_lm"}));
   nlohmann::json train;
   SPEEDLM_TRY(f.get_object("train", train));  // validated by TrainConfig
@@ -50,7 +86,12 @@ nlohmann::json ModelConfig::to_json() const {
   j["init_std"] = init_std;
   j["layers"] = layers;
   j["mixers"] = mixers;
-  j["ffn"] = {{"type", ffn.type}, {"hidden", ffn.hidden}};
+  if (ffn_layers.empty()) {
+    j["ffn"] = ffn.to_json();
+  } else {
+    for (const auto& [name, f] : ffns) j["ffns"][name] = f.to_json();
+    j["ffn_layers"] = ffn_layers;
+  }
   j["objective"] = objective;
   return j;
 }

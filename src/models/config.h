@@ -4,7 +4,9 @@
 //     "norm_eps": 1e-5, "init_std": 0.02,
 //     "layers": ["attn"],                      // repeats to n_layers
 //     "mixers": {"attn": {"type": "attention", "heads": 6, "kv_heads": 2, "head_dim": 64}},
-//     "ffn": {"type": "swiglu", "hidden": 1024},
+//     "ffn": {"type": "swiglu", "hidden": 1024},  // every layer; or per layer:
+//     "ffns": {"dense": {"type": "swiglu", ...}, "moe": {"type": "moe", ...}},
+//     "ffn_layers": ["dense", "moe"],             // repeats to n_layers, like "layers"
 //     "objective": "causal_lm",
 //     "train": {...} }                         // training section, see train/train_config.h
 #pragma once
@@ -15,13 +17,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "nn/moe.h"
 #include "speedlm/status.h"
 
 namespace speedlm {
 
 struct FfnConfig {
-  std::string type = "swiglu";
-  int64_t hidden = 0;
+  std::string type = "swiglu";  // swiglu | moe
+  int64_t hidden = 0;           // swiglu width (moe: moe.hidden)
+  nn::MoeConfig moe;
+  static Result<FfnConfig> parse(const nlohmann::json& j, const std::string& path);
+  nlohmann::json to_json() const;
 };
 
 struct ModelConfig {
@@ -33,11 +39,16 @@ struct ModelConfig {
   double init_std = 0.02;
   std::vector<std::string> layers;
   std::map<std::string, nlohmann::json> mixers;
-  FfnConfig ffn;
+  FfnConfig ffn;                            // every layer's FFN, unless ffn_layers is set
+  std::map<std::string, FfnConfig> ffns;    // named FFNs for ffn_layers
+  std::vector<std::string> ffn_layers;      // repeats to n_layers
   std::string objective = "causal_lm";
 
   // The mixer config of layer i (layers repeats to n_layers).
   const nlohmann::json& layer_mixer(int64_t i) const { return mixers.at(layers[i % layers.size()]); }
+  const FfnConfig& layer_ffn(int64_t i) const {
+    return ffn_layers.empty() ? ffn : ffns.at(ffn_layers[i % ffn_layers.size()]);
+  }
   nlohmann::json to_json() const;
   static Result<ModelConfig> from_json(const nlohmann::json& j);
 };

@@ -25,7 +25,7 @@ void ModelState::restore(const ModelState& snap) {
 }
 
 LanguageModel::LanguageModel(ModelConfig cfg) : cfg_(std::move(cfg)) {
-  int64_t D = cfg_.d_model, F = cfg_.ffn.hidden, V = cfg_.vocab_size;
+  int64_t D = cfg_.d_model, V = cfg_.vocab_size;
   tok_emb_ = ag::Var(Tensor::zeros({V, D}), true);
   params_.push_back({"tok_emb.weight", &tok_emb_, false});
   blocks_.resize(cfg_.n_layers);
@@ -35,11 +35,17 @@ LanguageModel::LanguageModel(ModelConfig cfg) : cfg_(std::move(cfg)) {
     b.norm1 = ag::Var(Tensor::full({D}, 1.0f), true);
     b.norm2 = ag::Var(Tensor::full({D}, 1.0f), true);
     b.mixer = nn::make_mixer(cfg_.layer_mixer(i), D);
-    b.w_gate_up = ag::Var(Tensor::zeros({2 * F, D}), true);
-    b.w_down = ag::Var(Tensor::zeros({D, F}), true);
     params_.push_back({p + "norm1.weight", &b.norm1, false});
     b.mixer->collect_params(p + "mixer.", params_);
     params_.push_back({p + "norm2.weight", &b.norm2, false});
+    const FfnConfig& ffn = cfg_.layer_ffn(i);
+    if (ffn.type == "moe") {
+      b.moe = std::make_unique<nn::MoE>(ffn.moe, D);
+      b.moe->collect_params(p + "ffn.", params_);
+      continue;
+    }
+    b.w_gate_up = ag::Var(Tensor::zeros({2 * ffn.hidden, D}), true);
+    b.w_down = ag::Var(Tensor::zeros({D, ffn.hidden}), true);
     params_.push_back({p + "ffn.w_gate_up", &b.w_gate_up, true});
     params_.push_back({p + "ffn.w_down", &b.w_down, true});
   }
@@ -62,6 +68,10 @@ void LanguageModel::init(uint64_t seed) {
     b.norm2.value().fill(1.0f);
     uint64_t base = 100 + 16 * i;
     b.mixer->init(spec, Rng(seed, base).next_u64());
+    if (b.moe) {
+      b.moe->init(spec, Rng(seed, base + 3).next_u64());
+      continue;
+    }
     nn::init_normal(b.w_gate_up.value(), spec.std, seed, base + 1);
     nn::init_normal(b.w_down.value(), spec.out_std, seed, base + 2);
   }
@@ -74,6 +84,36 @@ int64_t LanguageModel::num_params() const {
   return n;
 }
 
+int64_t LanguageModel::active_params() const {
+  int64_t n = num_params();
+  for (const Block& b : blocks_) {
+    if (b.moe) n += b.moe->active_params() - b.moe->num_params();
+  }
+  return n;
+}
+
+ag::Var LanguageModel::take_aux_loss() {
+  ag::Var total;
+  for (Block& b : blocks_) {
+    if (!b.moe) continue;
+    ag::Var a = b.moe->take_aux_loss();
+    if (a.defined()) total = total.defined() ? ag::add(total, a) : a;
+  }
+  return total;
+}
+
+std::vector<std::pair<int64_t, nn::MoeLoad>> LanguageModel::take_moe_load() {
+  std::vector<std::pair<int64_t, nn::MoeLoad>> out;
+  for (size_t i = 0; i < blocks_.size(); ++i)
+    if (blocks_[i].moe) out.emplace_back(static_cast<int64_t>(i), blocks_[i].moe->take_load());
+  return out;
+}
+
+void LanguageModel::update_router_bias() {
+  for (Block& b : blocks_)
+    if (b.moe) b.moe->update_bias();
+}
+
 ag::Var LanguageModel::hidden(const Tensor& ids, ModelState* state) {
   int64_t B = ids.dim(0), T = ids.dim(1);
   float eps = static_cast<float>(cfg_.norm_eps);
@@ -82,7 +122,8 @@ ag::Var LanguageModel::hidden(const Tensor& ids, ModelState* state) {
     Block& b = blocks_[i];
     MixerState* s = state ? state->layers[i].get() : nullptr;
     x = ag::add(x, b.mixer->forward(ag::rmsnorm(x, b.norm1, eps), B, T, s));
-    x = ag::add(x, ag::swiglu_mlp(ag::rmsnorm(x, b.norm2, eps), b.w_gate_up, b.w_down));
+    ag::Var h = ag::rmsnorm(x, b.norm2, eps);
+    x = ag::add(x, b.moe ? b.moe->forward(h, T) : ag::swiglu_mlp(h, b.w_gate_up, b.w_down));
   }
   return ag::rmsnorm(x, norm_f_, eps);
 }

@@ -1,5 +1,5 @@
 // The language model assembled from a ModelConfig: token embedding, n_layers pre-norm
-// blocks (x += mixer(rmsnorm(x)); x += swiglu_ffn(rmsnorm(x))), final norm, LM head
+// blocks (x += mixer(rmsnorm(x)); x += ffn(rmsnorm(x)), ffn a SwiGLU or a MoE), final norm, LM head
 // (tied to the embedding by default).
 #pragma once
 
@@ -9,6 +9,7 @@
 #include "memory/mixer_state.h"
 #include "models/config.h"
 #include "nn/mixer.h"
+#include "nn/moe.h"
 
 namespace speedlm {
 
@@ -29,6 +30,8 @@ class LanguageModel {
   // Parameters in a stable order (the order of checkpoints and optimizer state).
   const nn::ParamList& params() const { return params_; }
   int64_t num_params() const;
+  // Parameters one token uses (MoE layers count k of their E routed experts).
+  int64_t active_params() const;
 
   // ids: [B, T] i32 -> logits [B*T, V]. With a state the tokens continue it (inference).
   ag::Var forward(const Tensor& ids, ModelState* state = nullptr);
@@ -39,11 +42,20 @@ class LanguageModel {
   Tensor forward_last(const Tensor& ids, ModelState& state);
   ModelState make_state(int64_t batch) const;
 
+  // MoE layers. The sum of the balancing losses of the training forwards since the last call
+  // (undefined without any); add it to the training loss.
+  ag::Var take_aux_loss();
+  // Each MoE layer's (index, load) since the last call.
+  std::vector<std::pair<int64_t, nn::MoeLoad>> take_moe_load();
+  // The auxiliary-loss-free bias update; call after each optimizer step.
+  void update_router_bias();
+
  private:
   struct Block {
     ag::Var norm1, norm2;
     std::unique_ptr<nn::Mixer> mixer;
-    ag::Var w_gate_up, w_down;  // [2F, D], [D, F]
+    ag::Var w_gate_up, w_down;  // [2F, D], [D, F] (dense FFN)
+    std::unique_ptr<nn::MoE> moe;
   };
   ag::Var hidden(const Tensor& ids, ModelState* state);
   ModelConfig cfg_;

@@ -20,6 +20,8 @@ OpEntry gated_delta_rule_registry_entry();
 OpEntry delta_rule_registry_entry();
 OpEntry selective_scan_registry_entry();
 OpEntry rwkv7_registry_entry();
+OpEntry moe_registry_entry();
+OpEntry moe_balance_registry_entry();
 
 const std::vector<OpEntry>& registry() {
   static const std::vector<OpEntry> entries = {
@@ -38,6 +40,8 @@ const std::vector<OpEntry>& registry() {
       delta_rule_registry_entry(),
       selective_scan_registry_entry(),
       rwkv7_registry_entry(),
+      moe_registry_entry(),
+      moe_balance_registry_entry(),
   };
   return entries;
 }

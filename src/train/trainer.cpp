@@ -67,6 +67,20 @@ Result<Setup> setup_model(const TrainOptions& opt, const data::Dataset& data) {
   return s;
 }
 
+// " | aux 0.0123 | moe max/mean 1.42 (layer 3), dropped 0.0%" over the MoE layers; "" without any.
+std::string moe_progress(const std::vector<std::pair<int64_t, nn::MoeLoad>>& loads, const ag::Var& aux) {
+  if (loads.empty()) return "";
+  double worst = 0.0;
+  int64_t worst_layer = 0, dropped = 0, slots = 0;
+  for (const auto& [layer, load] : loads) {
+    if (load.max_over_mean() > worst) worst = load.max_over_mean(), worst_layer = layer;
+    dropped += load.dropped, slots += load.slots();
+  }
+  return fmt::format("{} | moe max/mean {:.2f} (layer {}), dropped {:.1f}%",
+                     aux.defined() ? fmt::format(" | aux {:.4f}", aux.value().f32()[0]) : "", worst, worst_layer,
+                     slots > 0 ? 100.0 * static_cast<double>(dropped) / static_cast<double>(slots) : 0.0);
+}
+
 }  // namespace
 
 Result<TrainReport> train(const TrainOptions& opt) {
@@ -98,7 +112,8 @@ Result<TrainReport> train(const TrainOptions& opt) {
   TrainReport report;
   report.params = model.num_params();
   report.gemm_gflops = measure_gemm_gflops(num_threads(), opt.precision == "bf16");
-  const double flops_per_token = 6.0 * static_cast<double>(report.params);
+  // MoE layers: a token runs through k of E experts.
+  const double flops_per_token = 6.0 * static_cast<double>(model.active_params());
   const int64_t tokens_per_step = tc.batch_size * tc.seq_len;
   if (!opt.quiet)
     log_info("train: {} parameters, {} threads, {} gemm {} at {:.0f} GFLOP/s, steps {} -> {}, {} tokens/step",
@@ -109,9 +124,11 @@ Result<TrainReport> train(const TrainOptions& opt) {
     EvalResult r = evaluate_bpb(model, ds->val, ds->meta.val_bytes, tc.seq_len, tc.batch_size, tc.eval_tokens);
     report.curve.push_back({train_s, r.bpb});
     report.final_val_bpb = r.bpb;
-    if (!opt.quiet)
+    if (!opt.quiet) {
       log_info("eval step {}: val loss {:.4f} nats/token, {:.4f} bits/byte ({} tokens, {:.0f} s of training)",
                state.step, r.loss, r.bpb, r.tokens, train_s);
+      for (const auto& [layer, load] : r.moe_load) log_info("eval moe {}", format_moe_load(layer, load));
+    }
   };
   auto save = [&]() -> Status {
     state.batcher_step = static_cast<int64_t>(batcher.step());
@@ -128,11 +145,14 @@ Result<TrainReport> train(const TrainOptions& opt) {
     Clock::time_point t0 = Clock::now();
     data::Batch batch = batcher.next();
     ag::Var loss = model.loss(batch.inputs, batch.targets);
-    ag::backward(loss);
+    // MoE balancing losses join the objective; the logged loss stays the cross-entropy.
+    ag::Var aux = model.take_aux_loss();
+    ag::backward(aux.defined() ? ag::add(loss, aux) : loss);
     double norm = grad_norm(model.params());
     double lr = lr_at(state.step, tc.lr, tc.min_lr_ratio, tc.warmup_steps, tc.steps);
     adam.step(lr, clip_scale(norm, tc.grad_clip));
     adam.zero_grad();
+    model.update_router_bias();
     float loss_v = loss.value().f32()[0];
     if (!std::isfinite(loss_v)) return Status::errorf("train", "step {}: loss is {}; stopping", state.step, loss_v);
     state.losses.push_back(loss_v);
@@ -150,8 +170,9 @@ Result<TrainReport> train(const TrainOptions& opt) {
       double mfu = flops_per_token * tps / (report.gemm_gflops * 1e9);
       double eta = opt.time_budget_s > 0 ? opt.time_budget_s - train_s
                                          : (tc.steps - state.step) * tokens_per_step / tps;
-      log_info("step {:>6}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s | MFU {:.0f}% | ETA {}",
-               state.step, tc.steps, loss_v, lr, norm, tps, 100.0 * mfu, format_eta(eta));
+      log_info("step {:>6}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s | MFU {:.0f}% | ETA {}{}",
+               state.step, tc.steps, loss_v, lr, norm, tps, 100.0 * mfu, format_eta(eta),
+               moe_progress(model.take_moe_load(), aux));
       window_t0 = Clock::now(), window_tokens = 0;
     }
     bool eval_due = opt.eval_every_s > 0 ? train_s - last_eval_s >= opt.eval_every_s

@@ -45,6 +45,19 @@ expect_ok "$BIN" train --config "$WORK/tiny.json" --data "$WORK/data" --out "$WO
 expect_ok "$BIN" train --data "$WORK/data" --out "$WORK/run" --resume --threads 1
 expect_ok "$BIN" eval --model "$WORK/run" --data "$WORK/data" --threads 1
 expect_ok "$BIN" generate --model "$WORK/run" --prompt "in the" --max-tokens 8 --threads 1
+# A MoE model (dense layer, then a sigmoid-routed MoE with the bias update): trains, resumes,
+# evaluates with the per-expert load, generates.
+sed 's/"ffn": {"type": "swiglu", "hidden": 64}/"ffns": {"d": {"type": "swiglu", "hidden": 64}, "m": {"type": "moe", "experts": 4, "top_k": 2, "hidden": 16, "router": "sigmoid", "bias_update_rate": 0.01, "aux_loss_coef": 0.01}}, "ffn_layers": ["d", "m"]/' "$WORK/tiny.json" > "$WORK/moe.json"
+expect_ok "$BIN" train --config "$WORK/moe.json" --data "$WORK/data" --out "$WORK/moe" --stop-at 3 --threads 1
+expect_ok "$BIN" train --data "$WORK/data" --out "$WORK/moe" --resume --threads 1
+if "$BIN" eval --model "$WORK/moe" --data "$WORK/data" --threads 1 | grep -q "moe layer 1: max/mean load"; then
+  echo "ok: eval prints the MoE load"
+else
+  echo "FAIL: eval of a MoE model prints no expert load"; failures=$((failures + 1))
+fi
+expect_ok "$BIN" generate --model "$WORK/moe" --prompt "in the" --max-tokens 8 --threads 1
+sed 's/"top_k": 2/"top_k": 5/' "$WORK/moe.json" > "$WORK/bad_moe.json"
+expect_error "ffns.m.top_k = 5: must be in [1, 4]" "$BIN" train --config "$WORK/bad_moe.json" --data "$WORK/data" --out "$WORK/r4"
 expect_ok "$BIN" train --help
 expect_ok "$BIN" bench --help
 # An MLA model trains, resumes nothing, generates; bench kv reports its latent cache:

@@ -37,6 +37,18 @@ class TrainRun : public ::testing::Test {
       "train": {"batch_size": 4, "seq_len": 32, "steps": 10, "warmup_steps": 3, "eval_every": 0,
                 "eval_tokens": 1024, "checkpoint_every": 0, "log_every": 5}})";
   }
+  // The same model with a sigmoid-routed MoE FFN on layer 1 (bias update, balancing losses).
+  void write_moe_config() const {
+    std::ofstream cfg(dir_ / "tiny.json");
+    cfg << R"({"vocab_size": 300, "d_model": 32, "n_layers": 2, "layers": ["attn"],
+      "mixers": {"attn": {"type": "attention", "heads": 4, "kv_heads": 2}},
+      "ffns": {"d": {"type": "swiglu", "hidden": 64},
+               "m": {"type": "moe", "experts": 4, "top_k": 2, "hidden": 16, "router": "sigmoid",
+                     "bias_update_rate": 0.01, "aux_loss_coef": 0.01, "z_loss_coef": 0.001}},
+      "ffn_layers": ["d", "m"],
+      "train": {"batch_size": 4, "seq_len": 32, "steps": 10, "warmup_steps": 3, "eval_every": 0,
+                "eval_tokens": 1024, "checkpoint_every": 0, "log_every": 5}})";
+  }
   void TearDown() override { fs::remove_all(dir_); }
 
   TrainOptions options(const std::string& out) const {
@@ -68,6 +80,31 @@ TEST_F(TrainRun, ResumedRunReproducesTheUninterruptedLossesExactly) {
   ASSERT_EQ(resumed->losses.size(), 10u);
   for (size_t i = 0; i < 10; ++i) EXPECT_EQ(resumed->losses[i], full->losses[i]) << "step " << i;
   EXPECT_EQ(resumed->final_val_bpb, full->final_val_bpb);
+}
+
+TEST_F(TrainRun, MoeResumedRunReproducesLossesAndRouterBiasExactly) {
+  write_moe_config();
+  auto full = train(options("full"));
+  ASSERT_TRUE(full) << full.status().message();
+  TrainOptions first = options("split");
+  first.stop_at = 6;
+  ASSERT_TRUE(train(first));
+  TrainOptions rest = options("split");
+  rest.resume = true;
+  auto resumed = train(rest);
+  ASSERT_TRUE(resumed) << resumed.status().message();
+  ASSERT_EQ(resumed->losses.size(), 10u);
+  for (size_t i = 0; i < 10; ++i) EXPECT_EQ(resumed->losses[i], full->losses[i]) << "step " << i;
+  auto a = load_model_dir((dir_ / "full").string()), b = load_model_dir((dir_ / "split").string());
+  ASSERT_TRUE(a && b);
+  bool biased = false;
+  for (size_t i = 0; i < a->model->params().size(); ++i) {
+    const Tensor &ta = a->model->params()[i].var->value(), &tb = b->model->params()[i].var->value();
+    for (int64_t j = 0; j < ta.numel(); ++j) ASSERT_EQ(ta.f32()[j], tb.f32()[j]) << a->model->params()[i].name;
+    if (a->model->params()[i].name == "layers.1.ffn.router.bias")
+      for (int64_t j = 0; j < ta.numel(); ++j) biased = biased || ta.f32()[j] != 0.0f;
+  }
+  EXPECT_TRUE(biased) << "the bias update never ran";
 }
 
 TEST_F(TrainRun, SaveThenLoadGivesBitIdenticalLogits) {

@@ -56,6 +56,12 @@ int run_eval(const ParsedArgs& a) {
   if (!r) return fail(r.status());
   std::printf("validation: %.4f bits/byte, %.4f nats/token over %lld tokens\n", r->val_bpb, r->val_loss,
               static_cast<long long>(r->tokens));
+  for (const MoeLoadReport& m : r->moe_load) {
+    std::printf("moe layer %lld: max/mean load %.2f, dropped %.2f%%, expert load %%:", static_cast<long long>(m.layer),
+                m.max_over_mean, 100.0 * m.dropped_fraction);
+    for (double f : m.fraction) std::printf(" %.1f", 100.0 * f);
+    std::printf("\n");
+  }
   return 0;
 }
 
