@@ -30,7 +30,7 @@ Result<std::vector<KvBenchRow>> bench_kv(const std::string& config_path, int64_t
     std::unique_ptr<MixerState> state = nn::make_mixer(mc, cfg->d_model)->make_state(1);
     std::string memory = memory_kind_name(state->kind());
     if (const auto* kv = dynamic_cast<const PagedKvCache*>(state.get()))
-      memory = fmt::format("paged_{} {}", memory, ops::kv_dtype_name(kv->layout().dtype));
+      memory = fmt::format("{} {}", memory, ops::kv_dtype_name(kv->layout().dtype));
     else if (state->kind() == MemoryKind::LatentKv)
       memory += " f32";
     KvBenchRow r;
