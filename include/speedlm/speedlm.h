@@ -99,17 +99,18 @@ Result<std::vector<GemmBenchRow>> bench_gemm(const std::vector<int64_t>& sizes, 
 
 // Decoding memory of one layer, per sequence, from the mixer's own state (Mixer::make_state and
 // MixerState::bytes / bytes_per_token): a growing cache adds bytes_per_token per token, a
-// recurrent state is fixed_bytes whatever the context.
+// recurrent state is fixed_bytes whatever the context, a window / streaming KV cache at most its
+// cap (MixerState::bytes_at).
 struct KvBenchRow {
   int64_t layer = 0;
   std::string mixer;   // the config's mixer type
   std::string memory;  // memory kind (and storage dtype where it applies)
   size_t bytes_per_token = 0;
   size_t fixed_bytes = 0;
-  size_t bytes_at_context = 0;  // fixed_bytes + context * bytes_per_token
+  size_t bytes_at_context = 0;  // fixed_bytes + context * bytes_per_token; a bounded cache's cap
 };
-// kv_dtype "" keeps each mixer's own state; f32 | bf16 | int8 reports attention layers (growing KV)
-// as a paged KV cache of that dtype (int8 adds one f32 scale per token, kv head, K and V).
+// kv_dtype "" keeps each mixer's own state; f32 | bf16 | int8 overrides the attention layers'
+// "kv_cache" dtype (int8 adds one f32 scale per token, kv head, K and V).
 Result<std::vector<KvBenchRow>> bench_kv(const std::string& config_path, int64_t context, const std::string& kv_dtype);
 
 }  // namespace speedlm

@@ -3,7 +3,6 @@
 // no weights are loaded, so configs of any size can be inspected.
 #include <optional>
 
-#include "memory/kv_cache.h"
 #include "memory/paged_kv_cache.h"
 #include "models/config.h"
 #include "nn/mixer.h"
@@ -25,19 +24,20 @@ Result<std::vector<KvBenchRow>> bench_kv(const std::string& config_path, int64_t
   if (!cfg) return cfg.status();
   std::vector<KvBenchRow> rows;
   for (int64_t i = 0; i < cfg->n_layers; ++i) {
-    const nlohmann::json& mc = cfg->layer_mixer(i);
+    nlohmann::json mc = cfg->layer_mixer(i);
+    // --kv-dtype overrides the attention layers' own "kv_cache" dtype.
+    if (dtype && mc.at("type") == "attention") mc["kv_cache"]["dtype"] = ops::kv_dtype_name(*dtype);
     std::unique_ptr<MixerState> state = nn::make_mixer(mc, cfg->d_model)->make_state(1);
     std::string memory = memory_kind_name(state->kind());
-    if (const auto* kv = dynamic_cast<const KvCache*>(state.get()); kv && dtype) {
-      state = std::make_unique<PagedKvCache>(PagedKvOptions{kv->kv_heads(), kv->head_dim(), 16, *dtype}, 1);
-      memory = fmt::format("paged_kv {}", ops::kv_dtype_name(*dtype));
-    } else if (dynamic_cast<const KvCache*>(state.get()) || state->kind() == MemoryKind::LatentKv) {
+    if (const auto* kv = dynamic_cast<const PagedKvCache*>(state.get()))
+      memory = fmt::format("{} {}", memory, ops::kv_dtype_name(kv->layout().dtype));
+    else if (state->kind() == MemoryKind::LatentKv)
       memory += " f32";
-    }
     KvBenchRow r;
     r.layer = i, r.mixer = mc.at("type").get<std::string>(), r.memory = memory;
+    // A window or streaming cache stops growing: bytes_per_token 0, bytes_at_context its cap.
     r.bytes_per_token = state->bytes_per_token(), r.fixed_bytes = state->bytes();
-    r.bytes_at_context = r.fixed_bytes + static_cast<size_t>(context) * r.bytes_per_token;
+    r.bytes_at_context = state->bytes_at(context);
     rows.push_back(r);
   }
   return rows;

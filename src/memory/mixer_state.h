@@ -23,6 +23,10 @@ class MixerState {
   // Bytes each further token of one sequence adds (0 for a fixed-size state): a state at context N
   // holds about bytes() of an empty one + N * bytes_per_token() per sequence (`speedlm bench kv`).
   virtual size_t bytes_per_token() const { return 0; }
+  // Bytes one sequence holds at context N (`speedlm bench kv`); a bounded cache overrides it.
+  virtual size_t bytes_at(int64_t context) const {
+    return bytes() + static_cast<size_t>(context) * bytes_per_token();
+  }
   virtual std::unique_ptr<MixerState> snapshot() const = 0;
   // Restores from a snapshot taken of a state of the same kind and shape.
   virtual void restore(const MixerState& snap) = 0;

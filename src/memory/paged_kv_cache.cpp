@@ -28,10 +28,13 @@ void PagePool::release(int32_t id) {
 }
 
 PagedKvCache::PagedKvCache(const PagedKvOptions& opt, int64_t batch)
-    : pool_(std::make_shared<PagePool>(
+    : opt_(opt),
+      pool_(std::make_shared<PagePool>(
           ops::PageLayout::make(opt.dtype, opt.page_size, opt.kv_heads, opt.head_dim))) {
   SPEEDLM_ASSERT(opt.page_size >= 1 && opt.kv_heads >= 1 && opt.head_dim >= 1, "paged KV cache of shape {}x{}x{}",
                  opt.page_size, opt.kv_heads, opt.head_dim);
+  SPEEDLM_ASSERT(opt.keep_first >= 0 && opt.keep_last >= 0, "paged KV cache retention {} + {}", opt.keep_first,
+                 opt.keep_last);
   for (int64_t b = 0; b < batch; ++b) add_sequence();
 }
 
@@ -63,7 +66,7 @@ size_t PagedKvCache::bytes() const {
 }
 
 std::unique_ptr<MixerState> PagedKvCache::snapshot() const {
-  std::unique_ptr<PagedKvCache> s(new PagedKvCache(pool_));
+  std::unique_ptr<PagedKvCache> s(new PagedKvCache(pool_, opt_));
   s->seqs_ = seqs_;
   s->retain_all();
   return s;
@@ -78,7 +81,7 @@ void PagedKvCache::restore(const MixerState& snap) {
 }
 
 int64_t PagedKvCache::add_sequence() {
-  seqs_.push_back(Seq{{}, 0, true});
+  seqs_.push_back(Seq{{}, 0, 0, true});
   return static_cast<int64_t>(seqs_.size()) - 1;
 }
 
@@ -125,10 +128,57 @@ void PagedKvCache::append_batch(const float* k, const float* v, int64_t B, int64
   for (int64_t b = 0; b < B; ++b) append(b, k + b * T * row, v + b * T * row, T);
 }
 
+size_t PagedKvCache::bytes_at(int64_t context) const {
+  const int64_t P = layout().page_size, pages = (context + P - 1) / P;
+  if (!bounded()) return static_cast<size_t>(pages) * layout().bytes;
+  // The pages trim() leaves at this length: all but those strictly between the sinks and the window.
+  const int64_t window_page = std::max(opt_.keep_first, context - opt_.keep_last) / P;
+  return static_cast<size_t>(pages - std::max<int64_t>(0, window_page - sink_pages())) * layout().bytes;
+}
+
+int64_t PagedKvCache::seq_kept(int64_t seq) const {
+  const Seq& s = seqs_[seq];
+  if (!bounded()) return s.length;
+  return std::min(s.length, opt_.keep_first) + std::min(std::max<int64_t>(0, s.length - opt_.keep_first), opt_.keep_last);
+}
+
+const int32_t* PagedKvCache::table_at(int64_t seq, int64_t page) const {
+  const Seq& s = seqs_[seq];
+  const int64_t sp = sink_pages();
+  SPEEDLM_ASSERT(page < sp || page >= sp + s.dropped, "page {} of sequence {} was trimmed", page, seq);
+  return s.pages.data() + (page < sp ? page : page - s.dropped);
+}
+
+void PagedKvCache::trim(int64_t seq) {
+  if (!bounded()) return;
+  Seq& s = seqs_[seq];
+  const int64_t sp = sink_pages();
+  // Logical pages before window_page hold no token of the last keep_last (nor, past sp, a sink).
+  const int64_t window_page = std::max(opt_.keep_first, s.length - opt_.keep_last) / layout().page_size;
+  const int64_t drop = std::max<int64_t>(0, window_page - sp - s.dropped);
+  if (drop == 0) return;
+  // The first `drop` held pages after the sinks; they sit at table index sp (earlier ones are erased).
+  for (int64_t i = 0; i < drop; ++i) pool_->release(s.pages[sp + i]);
+  s.pages.erase(s.pages.begin() + sp, s.pages.begin() + sp + drop);
+  s.dropped += drop;
+}
+
+void PagedKvCache::read(int64_t seq, int64_t first, int64_t last, float* k, float* v) const {
+  const ops::PageLayout& L = layout();
+  const int64_t P = L.page_size, Dh = L.Dh;
+  SPEEDLM_ASSERT(first >= 0 && first <= last && last <= seqs_[seq].length, "read of tokens [{}, {})", first, last);
+  for (int64_t t = first; t < last; ++t) {
+    const uint8_t* page = pool_->pages()[*table_at(seq, t / P)];
+    for (int64_t h = 0; h < L.KVH; ++h)
+      ops::paged_kv_load(L, page, t % P, h, k + ((t - first) * L.KVH + h) * Dh, v + ((t - first) * L.KVH + h) * Dh);
+  }
+}
+
 std::unique_ptr<PagedKvCache::View> PagedKvCache::view(const std::vector<int64_t>& seqs) const {
   auto v = std::make_unique<View>();
   for (int64_t s : seqs) {
     SPEEDLM_ASSERT(live(s), "view of sequence {}: not live", s);
+    SPEEDLM_ASSERT(seqs_[s].dropped == 0, "view of sequence {}: trimmed (use table_at)", s);
     v->tables.push_back(seqs_[s].pages.data());
     v->lengths.push_back(seqs_[s].length);
   }

@@ -4,6 +4,10 @@
 // write), so writes after a fork never change the other sequence. Pages store f32, bf16 or
 // int8 (per token and kv head scales); layout and conversions are the paged_decode op's.
 // Snapshots share pages the same way, so a snapshot costs page tables, not data.
+// Retention (sliding window, StreamingLLM): with keep_last > 0, trim() frees the pages that hold
+// only tokens outside the first keep_first and the last keep_last of a sequence, so a sequence
+// holds O(keep_first + keep_last) bytes however long it runs. Token indices stay absolute:
+// token t is still slot t % P of logical page t / P; dropped pages are erased from the table.
 //   k, v of one token: [KVH, Dh]; a page holds page_size tokens.
 #pragma once
 
@@ -42,6 +46,7 @@ struct PagedKvOptions {
   int64_t kv_heads = 1, head_dim = 0;
   int64_t page_size = 16;
   ops::KvDType dtype = ops::KvDType::F32;
+  int64_t keep_first = 0, keep_last = 0;  // keep_last = 0: keep every token
 };
 
 class PagedKvCache final : public MixerState {
@@ -52,17 +57,21 @@ class PagedKvCache final : public MixerState {
   PagedKvCache(const PagedKvCache&) = delete;
   PagedKvCache& operator=(const PagedKvCache&) = delete;
 
-  MemoryKind kind() const override { return MemoryKind::GrowingKv; }
+  MemoryKind kind() const override { return bounded() ? MemoryKind::WindowKv : MemoryKind::GrowingKv; }
   // The longest live sequence.
   int64_t length() const override;
   // Pages referenced by this cache's sequences, each counted once however many share it. The pool
   // keeps freed pages for reuse: its allocation is pool().capacity() pages.
   size_t bytes() const override;
-  size_t bytes_per_token() const override { return layout().bytes / layout().page_size; }
+  size_t bytes_per_token() const override { return bounded() ? 0 : layout().bytes / layout().page_size; }
+  // Bytes of one sequence trimmed at length `context` (a bounded cache stops growing).
+  size_t bytes_at(int64_t context) const override;
   std::unique_ptr<MixerState> snapshot() const override;
   void restore(const MixerState& snap) override;
 
   const ops::PageLayout& layout() const { return pool_->layout(); }
+  const PagedKvOptions& options() const { return opt_; }
+  bool bounded() const { return opt_.keep_last > 0; }
   const PagePool& pool() const { return *pool_; }
   int64_t add_sequence();
   // A new sequence with the same tokens as `seq`, sharing its pages.
@@ -71,7 +80,17 @@ class PagedKvCache final : public MixerState {
   void free(int64_t seq);
   bool live(int64_t seq) const;
   int64_t seq_length(int64_t seq) const { return seqs_[seq].length; }
+  // Tokens of the sequence still held: keep_first + keep_last at most once trimmed.
+  int64_t seq_kept(int64_t seq) const;
+  // Page ids of the sequence's held pages, in token order (dropped pages erased).
   const std::vector<int32_t>& page_table(int64_t seq) const { return seqs_[seq].pages; }
+  // The table entry of logical page `page` (not dropped); the entries after it are the pages
+  // after it up to the first dropped page or the end.
+  const int32_t* table_at(int64_t seq, int64_t page) const;
+  // Frees the pages that hold only tokens outside the retention (no-op when unbounded).
+  void trim(int64_t seq);
+  // Tokens [first, last) of one sequence, dequantised: k, v: [last - first, KVH, Dh].
+  void read(int64_t seq, int64_t first, int64_t last, float* k, float* v) const;
   // Appends T tokens to one sequence: k, v: [T, KVH, Dh].
   void append(int64_t seq, const float* k, const float* v, int64_t T);
   // Appends T tokens to each of sequences 0 .. B - 1: k, v: [B, T, KVH, Dh].
@@ -89,11 +108,14 @@ class PagedKvCache final : public MixerState {
   struct Seq {
     std::vector<int32_t> pages;
     int64_t length = 0;
+    int64_t dropped = 0;  // logical pages [sink_pages(), sink_pages() + dropped) are freed
     bool live = false;
   };
-  explicit PagedKvCache(std::shared_ptr<PagePool> pool) : pool_(std::move(pool)) {}
+  PagedKvCache(std::shared_ptr<PagePool> pool, const PagedKvOptions& opt) : opt_(opt), pool_(std::move(pool)) {}
+  int64_t sink_pages() const { return (opt_.keep_first + layout().page_size - 1) / layout().page_size; }
   void release_all();
   void retain_all();
+  PagedKvOptions opt_;
   std::shared_ptr<PagePool> pool_;
   std::vector<Seq> seqs_;
 };

@@ -140,5 +140,32 @@ TEST(PagedKvCache, Int8RoundTripWithinHalfAScale) {
   }
 }
 
+// Retention: trim() keeps the first keep_first and the last keep_last tokens (whole pages), reads
+// of kept tokens stay exact after pages before them are dropped, and the bytes stop growing.
+TEST(PagedKvCache, TrimKeepsSinksAndTheLastTokensInBoundedBytes) {
+  PagedKvOptions o{KVH, Dh, 4, ops::KvDType::F32, 3, 5};
+  PagedKvCache c(o, 1);
+  const int64_t N = 60;
+  std::vector<float> k = tokens(N, 7), v = tokens(N, 8);
+  size_t most = 0;
+  for (int64_t n = 1; n <= N; ++n) {
+    c.append(0, &k[(n - 1) * kRow], &v[(n - 1) * kRow], 1);
+    c.trim(0);
+    EXPECT_EQ(c.bytes(), c.bytes_at(n)) << n;
+    most = std::max(most, c.bytes());
+  }
+  EXPECT_EQ(c.seq_kept(0), 8);
+  // Sinks in page 0, the last 5 tokens over at most 3 pages of 4.
+  EXPECT_LE(most, 4 * c.layout().bytes);
+  EXPECT_EQ(c.bytes_per_token(), 0u);
+  std::vector<float> rk(kRow), rv(kRow);
+  for (int64_t t : {0, 1, 2, 55, 56, 57, 58, 59}) {
+    c.read(0, t, t + 1, rk.data(), rv.data());
+    for (int64_t i = 0; i < kRow; ++i) ASSERT_EQ(rk[i], k[t * kRow + i]) << t;
+    for (int64_t i = 0; i < kRow; ++i) ASSERT_EQ(rv[i], v[t * kRow + i]) << t;
+  }
+  EXPECT_EQ(c.pool().in_use(), static_cast<int64_t>(c.bytes() / c.layout().bytes)) << "dropped pages are freed";
+}
+
 }  // namespace
 }  // namespace speedlm

@@ -65,6 +65,24 @@ TEST(ModelConfig, BadValuesNameKeyAndValue) {
   EXPECT_EQ(error_of(j), "[config] vocab_size: required key is missing");
 }
 
+TEST(ModelConfig, KvCacheAndStreamingKeysNameTheirPath) {
+  auto j = testing::tiny_config_json();
+  j["mixers"]["attn"]["kv_cache"] = {{"dtype", "fp8"}};
+  EXPECT_EQ(error_of(j), "[config] mixers.attn.kv_cache.dtype = \"fp8\": must be one of f32, bf16, int8");
+  j["mixers"]["attn"]["kv_cache"] = {{"page_size", 0}};
+  EXPECT_EQ(error_of(j), "[config] mixers.attn.kv_cache.page_size = 0: must be in [1, 4096]");
+  j["mixers"]["attn"]["kv_cache"] = {{"pages", 4}};
+  EXPECT_EQ(error_of(j), "[config] mixers.attn.kv_cache.pages: unknown key");
+  j = testing::tiny_config_json();
+  j["mixers"]["attn"]["streaming"] = {{"sink_tokens", 4}};
+  EXPECT_EQ(error_of(j), "[config] mixers.attn.streaming.window: required key is missing");
+  j["mixers"]["attn"]["streaming"] = {{"sink_tokens", 4}, {"window", 0}};
+  EXPECT_EQ(error_of(j), "[config] mixers.attn.streaming.window = 0: must be in [1, 1073741824]");
+  j["mixers"]["attn"]["streaming"] = {{"sink_tokens", 4}, {"window", 8}};
+  j["mixers"]["attn"]["window"] = 16;
+  EXPECT_EQ(error_of(j), "[config] mixers.attn.streaming: with window = 16: a streaming cache has its own window");
+}
+
 TEST(TrainConfig, ValidatesTheTrainSection) {
   auto r = TrainConfig::from_json(nlohmann::json::parse(R"({"lr": -1})"));
   ASSERT_FALSE(r);

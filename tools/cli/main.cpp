@@ -128,7 +128,7 @@ const std::vector<Command>& bench_commands() {
       {"bench kv", "Decoding memory (KV cache / state) of a model config per layer: bytes per token and at --context.",
        {{"config", ArgKind::String, "", "model config JSON (no weights needed)", true},
         {"context", ArgKind::Int, "4096", "context length in tokens"},
-        {"kv-dtype", ArgKind::String, "", "report attention layers as a paged KV cache of f32, bf16 or int8"}},
+        {"kv-dtype", ArgKind::String, "", "override the attention layers' kv_cache dtype: f32, bf16 or int8"}},
        run_bench_kv},
   };
   return table;

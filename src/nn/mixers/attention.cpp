@@ -1,8 +1,11 @@
 #include "nn/mixers/attention.h"
 
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 #include "autograd/functions.h"
 #include "io/json_fields.h"
-#include "memory/kv_cache.h"
 #include "nn/init.h"
 
 namespace speedlm::nn {
@@ -25,7 +28,26 @@ Result<AttentionMixerParams> AttentionMixerParams::parse(const nlohmann::json& c
   SPEEDLM_TRY(f.get_int("window", p.window, 0, int64_t{1} << 30));
   SPEEDLM_TRY(f.get_float("softcap", p.softcap, 0.0, 1e6));
   SPEEDLM_TRY(f.get_bool("sinks", p.sinks));
+  nlohmann::json kv, stream;
+  SPEEDLM_TRY(f.get_object("kv_cache", kv));
+  SPEEDLM_TRY(f.get_object("streaming", stream));
   SPEEDLM_TRY(f.finish());
+  if (!kv.is_null()) {
+    JsonFields k(kv, path + ".kv_cache");
+    std::string dtype = "f32";
+    SPEEDLM_TRY(k.get_string("dtype", dtype, {"f32", "bf16", "int8"}));
+    p.kv_dtype = ops::parse_kv_dtype(dtype).value();
+    SPEEDLM_TRY(k.get_int("page_size", p.page_size, 1, 4096));
+    SPEEDLM_TRY(k.finish());
+  }
+  if (!stream.is_null()) {
+    JsonFields st(stream, path + ".streaming");
+    SPEEDLM_TRY(st.get_int("sink_tokens", p.sink_tokens, 0, int64_t{1} << 30, true));
+    SPEEDLM_TRY(st.get_int("window", p.stream_window, 1, int64_t{1} << 30, true));
+    SPEEDLM_TRY(st.finish());
+    if (p.window > 0)
+      return f.error("streaming", fmt::format(": with window = {}: a streaming cache has its own window", p.window));
+  }
   return p;
 }
 
@@ -53,32 +75,115 @@ void AttentionMixer::init(const InitSpec& spec, uint64_t seed) {
   init_normal(w_o_.value(), spec.out_std, seed, 1);
 }
 
+namespace {
+
+// Merges a partial softmax (o2, lse2) into (o, lse), per head: both are exact over disjoint
+// key sets, so o = (e^lse o + e^lse2 o2) / (e^lse + e^lse2) (research/algorithms.md §9.4).
+void merge_into(int64_t H, int64_t Dh, float* o, float* lse, const float* o2, const float* lse2) {
+  for (int64_t h = 0; h < H; ++h) {
+    const float m = std::max(lse[h], lse2[h]);
+    const float a = std::exp(lse[h] - m), c = std::exp(lse2[h] - m);
+    for (int64_t i = 0; i < Dh; ++i) o[h * Dh + i] = (a * o[h * Dh + i] + c * o2[h * Dh + i]) / (a + c);
+    lse[h] = m + std::log(a + c);
+  }
+}
+
+}  // namespace
+
+void AttentionMixer::attend_range(const PagedKvCache& cache, int64_t b, int64_t first, int64_t last, const float* q,
+                                  float* o, float* lse) const {
+  const int64_t H = p_.heads, KVH = p_.kv_heads, Dh = p_.head_dim, P = p_.page_size;
+  ops::AttentionParams ap = p_.attention_params();
+  ap.window = 0;  // [first, last) is already the window
+  // paged_decode has no softcap: those configs attend over a dequantised copy of the range.
+  // Otherwise only the head of a range that starts mid-page is copied (< P tokens).
+  const int64_t body = p_.softcap > 0 ? last : std::min(last, (first + P - 1) / P * P);
+  std::vector<float> o2(H * Dh), lse2(H);
+  bool have = false;
+  if (body > first) {
+    std::vector<float> k((body - first) * KVH * Dh), v(k.size());
+    cache.read(b, first, body, k.data(), v.data());
+    ops::attention_plain_fwd(ap, {1, 1, body - first, H, KVH, Dh}, q, k.data(), v.data(), o, lse);
+    have = true;
+  }
+  if (last > body) {
+    const int32_t* table = cache.table_at(b, body / P);
+    const int64_t len = last - body;
+    ops::PagedKv kv{cache.layout(), cache.pool().pages(), &table, &len};
+    ops::paged_decode_fwd({}, {1, H, KVH, Dh}, kv, q, have ? o2.data() : o, have ? lse2.data() : lse);
+    if (have) merge_into(H, Dh, o, lse, o2.data(), lse2.data());
+  }
+}
+
+void AttentionMixer::decode_one(const PagedKvCache& cache, int64_t b, int64_t n, const float* q, const float* q_raw,
+                                int64_t q_row, float* o) const {
+  const int64_t H = p_.heads, Dh = p_.head_dim, S = p_.sink_tokens, W = p_.stream_window;
+  std::vector<float> lse(H);
+  if (W > 0 && n > S + W) {
+    // StreamingLLM after eviction: the window part at absolute positions, the sinks with the query
+    // at its slot position S + W - 1 (see attention.h).
+    attend_range(cache, b, n - W, n, q, o, lse.data());
+    if (S > 0) {
+      std::vector<float> q_slot(H * Dh), o2(H * Dh), lse2(H);
+      const int32_t slot = static_cast<int32_t>(S + W - 1);
+      ops::rope_fast_fwd_rows({static_cast<float>(p_.rope_theta)}, q_raw, q_row, &slot, 1, 1, H, Dh, q_slot.data(),
+                              H * Dh);
+      attend_range(cache, b, 0, S, q_slot.data(), o2.data(), lse2.data());
+      merge_into(H, Dh, o, lse.data(), o2.data(), lse2.data());
+    }
+  } else {
+    attend_range(cache, b, p_.window > 0 ? std::max<int64_t>(0, n - p_.window) : 0, n, q, o, lse.data());
+  }
+  if (p_.sinks) {
+    // The learned sink logit joins the denominator: o *= e^lse / (e^lse + e^sink).
+    const float* sink = sinks_.value().f32();
+    for (int64_t h = 0; h < H; ++h) {
+      const float m = std::max(lse[h], sink[h]);
+      const float w = std::exp(lse[h] - m) / (std::exp(lse[h] - m) + std::exp(sink[h] - m));
+      for (int64_t i = 0; i < Dh; ++i) o[h * Dh + i] *= w;
+    }
+  }
+}
+
 ag::Var AttentionMixer::forward(const ag::Var& x, int64_t B, int64_t T, MixerState* state) {
-  auto* cache = static_cast<KvCache*>(state);
+  auto* cache = static_cast<PagedKvCache*>(state);
   int64_t past = cache ? cache->length() : 0;
   Tensor pos = Tensor::empty({B, T}, DType::I32);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t) pos.i32()[b * T + t] = static_cast<int32_t>(past + t);
   ops::AttentionDims d{B, T, T, p_.heads, p_.kv_heads, p_.head_dim};
   ops::RopeParams rope{static_cast<float>(p_.rope_theta)};
-  ag::Qkv qkv = ag::split_qkv_rope(ag::linear(x, w_qkv_), pos, d, rope);
+  const ag::Var proj = ag::linear(x, w_qkv_);  // [B*T, (H + 2 KVH) Dh]
+  ag::Qkv qkv = ag::split_qkv_rope(proj, pos, d, rope);
   const ops::AttentionParams ap = p_.attention_params();
   if (!cache) return ag::linear(ag::attention(qkv.q, qkv.k, qkv.v, d, ap, sinks_), w_o_);
 
   SPEEDLM_ASSERT(!ag::grad_enabled() || !x.requires_grad(), "attention with a KV cache is inference only");
-  cache->append(qkv.k.value().f32(), qkv.v.value().f32(), T);
-  int64_t Tk = cache->length(), HD = p_.heads * p_.head_dim;
-  Tensor o = Tensor::empty({B * T, HD}), lse = Tensor::empty({1, p_.heads, T});
-  ops::AttentionDims one{1, T, Tk, p_.heads, p_.kv_heads, p_.head_dim};
-  // The cache rows of one sequence are contiguous, so each sequence is one call. The window and
-  // the causal mask are bottom-right aligned, so the new queries see the cached keys correctly.
-  // Prefill runs the flash form; a one-token decode step the plain one, because flash repacks
-  // K and V of the whole cache per call, as much memory traffic as the step itself.
-  const float* sinks = p_.sinks ? sinks_.value().f32() : nullptr;
-  const auto fwd = T == 1 ? ops::attention_plain_fwd : ops::attention_flash_fwd;
-  for (int64_t b = 0; b < B; ++b)
-    fwd(ap, one, qkv.q.value().f32() + b * T * HD, cache->k_row(b), cache->v_row(b), o.f32() + b * T * HD, lse.f32(),
-        sinks);
+  const int64_t H = p_.heads, KVH = p_.kv_heads, Dh = p_.head_dim, HD = H * Dh, KD = KVH * Dh;
+  const float *q = qkv.q.value().f32(), *k = qkv.k.value().f32(), *v = qkv.v.value().f32();
+  Tensor o = Tensor::empty({B * T, HD});
+  for (int64_t b = 0; b < B; ++b) {
+    if (T == 1 || p_.stream_window > 0) {
+      // Token by token: a streaming cache evicts between tokens, so a chunk's queries see
+      // different key sets with different positions.
+      for (int64_t t = 0, r = b * T; t < T; ++t, ++r) {
+        cache->append(b, k + r * KD, v + r * KD, 1);
+        decode_one(*cache, b, past + t + 1, q + r * HD, proj.value().f32() + r * proj.value().dim(1),
+                   proj.value().dim(1), o.f32() + r * HD);
+        cache->trim(b);
+      }
+      continue;
+    }
+    cache->append(b, k + b * T * KD, v + b * T * KD, T);
+    // The T new queries see the window before the first of them (or everything): one call over a
+    // dequantised copy, the window and causal mask bottom-right aligned.
+    const int64_t n = past + T, first = p_.window > 0 ? std::max<int64_t>(0, past - p_.window + 1) : 0;
+    Tensor kc = Tensor::empty({n - first, KD}), vc = Tensor::empty({n - first, KD}), lse = Tensor::empty({1, H, T});
+    cache->read(b, first, n, kc.f32(), vc.f32());
+    ops::attention_flash_fwd(ap, {1, T, n - first, H, KVH, Dh}, q + b * T * HD, kc.f32(), vc.f32(),
+                             o.f32() + b * T * HD, lse.f32(), p_.sinks ? sinks_.value().f32() : nullptr);
+    cache->trim(b);
+  }
   return ag::linear(ag::Var(o), w_o_);
 }
 
@@ -88,7 +193,11 @@ Tensor AttentionMixer::step(const Tensor& x, MixerState& state) {
 }
 
 std::unique_ptr<MixerState> AttentionMixer::make_state(int64_t batch) const {
-  return std::make_unique<KvCache>(batch, p_.kv_heads, p_.head_dim);
+  PagedKvOptions opt{p_.kv_heads, p_.head_dim, p_.page_size, p_.kv_dtype};
+  // A window W query sees W tokens, itself included; streaming keeps S sinks and the last W.
+  opt.keep_first = p_.sink_tokens;
+  opt.keep_last = p_.stream_window > 0 ? p_.stream_window : p_.window;
+  return std::make_unique<PagedKvCache>(opt, batch);
 }
 
 }  // namespace speedlm::nn

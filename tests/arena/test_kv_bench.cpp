@@ -1,0 +1,47 @@
+// `speedlm bench kv` reports each attention layer's own cache: bytes per token of its kv_cache
+// dtype (or the --kv-dtype override), and a window / streaming cache as constant bytes at long
+// context.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "speedlm/speedlm.h"
+
+namespace speedlm {
+namespace {
+
+const std::string kConfigs = std::string(SPEEDLM_SOURCE_DIR) + "/configs/";
+
+TEST(KvBench, GrowingCacheBytesPerTokenFollowTheDtype) {
+  // transformer.json: KVH 2, Dh 64: K and V of a token are 2 * 2 * 64 elements.
+  auto f32 = bench_kv(kConfigs + "transformer.json", 1024, "").value();
+  auto i8 = bench_kv(kConfigs + "transformer.json", 1024, "int8").value();
+  EXPECT_EQ(f32[0].memory, "kv f32");
+  EXPECT_EQ(f32[0].bytes_per_token, 2u * 2 * 64 * 4);
+  EXPECT_EQ(f32[0].bytes_at_context, 1024u * 2 * 2 * 64 * 4);
+  EXPECT_EQ(i8[0].memory, "kv int8");
+  EXPECT_EQ(i8[0].bytes_per_token, 2u * 2 * 64 + 2 * 2 * 4);  // + one f32 scale per kv head, K and V
+}
+
+TEST(KvBench, WindowAndStreamingCachesAreConstantAtLongContext) {
+  // sliding_window.json: window 64, int8 pages of 16 tokens, KVH 2, Dh 32.
+  auto a = bench_kv(kConfigs + "sliding_window.json", 32768, "").value();
+  auto b = bench_kv(kConfigs + "sliding_window.json", 1 << 20, "").value();
+  EXPECT_EQ(a[0].memory, "window_kv int8");
+  EXPECT_EQ(a[0].bytes_per_token, 0u);
+  EXPECT_EQ(a[0].bytes_at_context, b[0].bytes_at_context);
+  EXPECT_EQ(a[0].bytes_at_context, 64u * (2 * 2 * 32 + 2 * 2 * 4));  // 64 tokens, page aligned
+  nlohmann::json j;
+  std::ifstream(kConfigs + "transformer.json") >> j;
+  j["mixers"]["attn"]["streaming"] = {{"sink_tokens", 4}, {"window", 60}};
+  const std::string path = ::testing::TempDir() + "streaming_kv_bench.json";
+  std::ofstream(path) << j.dump();
+  auto s = bench_kv(path, 1 << 20, "bf16").value();
+  EXPECT_EQ(s[0].memory, "window_kv bf16");
+  // Sinks: page 0; the last 60 tokens: 4 pages of 16 at 2^20 (page aligned); 5 pages in all.
+  EXPECT_EQ(s[0].bytes_at_context, 5u * 16 * 2 * 2 * 64 * 2);
+}
+
+}  // namespace
+}  // namespace speedlm
