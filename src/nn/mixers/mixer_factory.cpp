@@ -2,6 +2,7 @@
 #include "io/json_fields.h"
 #include "nn/mixer.h"
 #include "nn/mixers/attention.h"
+#include "nn/mixers/delta_net.h"
 #include "nn/mixers/gla.h"
 #include "nn/mixers/linear_attention.h"
 #include "nn/mixers/mamba2.h"
@@ -10,7 +11,7 @@
 namespace speedlm::nn {
 
 namespace {
-const char* kKnown = "attention, linear_attention, retnet, gla, mamba2";
+const char* kKnown = "attention, linear_attention, retnet, gla, mamba2, deltanet, gated_deltanet";
 }  // namespace
 
 Status validate_mixer_config(const nlohmann::json& cfg, const std::string& path, int64_t d_model) {
@@ -22,6 +23,7 @@ Status validate_mixer_config(const nlohmann::json& cfg, const std::string& path,
   if (*it == "retnet") return RetnetMixerParams::parse(cfg, path, d_model).status();
   if (*it == "gla") return GlaMixerParams::parse(cfg, path, d_model).status();
   if (*it == "mamba2") return Mamba2MixerParams::parse(cfg, path, d_model).status();
+  if (*it == "deltanet" || *it == "gated_deltanet") return DeltaNetMixerParams::parse(cfg, path, d_model).status();
   return Status::error("config", path + ".type = " + it->dump() + ": unknown mixer type (known: " + kKnown + ")");
 }
 
@@ -40,6 +42,7 @@ std::unique_ptr<Mixer> make_mixer(const nlohmann::json& cfg, int64_t d_model) {
   if (type == "retnet") return build<RetnetMixer, RetnetMixerParams>(cfg, d_model);
   if (type == "gla") return build<GlaMixer, GlaMixerParams>(cfg, d_model);
   if (type == "mamba2") return build<Mamba2Mixer, Mamba2MixerParams>(cfg, d_model);
+  if (type == "deltanet" || type == "gated_deltanet") return build<DeltaNetMixer, DeltaNetMixerParams>(cfg, d_model);
   return build<AttentionMixer, AttentionMixerParams>(cfg, d_model);
 }
 
