@@ -8,11 +8,12 @@
 #include "nn/mixers/mamba.h"
 #include "nn/mixers/mamba2.h"
 #include "nn/mixers/retnet.h"
+#include "nn/mixers/rwkv7.h"
 
 namespace speedlm::nn {
 
 namespace {
-const char* kKnown = "attention, linear_attention, retnet, gla, mamba2, deltanet, gated_deltanet, mamba";
+const char* kKnown = "attention, linear_attention, retnet, gla, mamba2, deltanet, gated_deltanet, mamba, rwkv7";
 }  // namespace
 
 Status validate_mixer_config(const nlohmann::json& cfg, const std::string& path, int64_t d_model) {
@@ -26,6 +27,7 @@ Status validate_mixer_config(const nlohmann::json& cfg, const std::string& path,
   if (*it == "mamba2") return Mamba2MixerParams::parse(cfg, path, d_model).status();
   if (*it == "deltanet" || *it == "gated_deltanet") return DeltaNetMixerParams::parse(cfg, path, d_model).status();
   if (*it == "mamba") return MambaMixerParams::parse(cfg, path, d_model).status();
+  if (*it == "rwkv7") return Rwkv7MixerParams::parse(cfg, path, d_model).status();
   return Status::error("config", path + ".type = " + it->dump() + ": unknown mixer type (known: " + kKnown + ")");
 }
 
@@ -46,6 +48,7 @@ std::unique_ptr<Mixer> make_mixer(const nlohmann::json& cfg, int64_t d_model) {
   if (type == "mamba2") return build<Mamba2Mixer, Mamba2MixerParams>(cfg, d_model);
   if (type == "deltanet" || type == "gated_deltanet") return build<DeltaNetMixer, DeltaNetMixerParams>(cfg, d_model);
   if (type == "mamba") return build<MambaMixer, MambaMixerParams>(cfg, d_model);
+  if (type == "rwkv7") return build<Rwkv7Mixer, Rwkv7MixerParams>(cfg, d_model);
   return build<AttentionMixer, AttentionMixerParams>(cfg, d_model);
 }
 
