@@ -5,7 +5,10 @@
 #include "autograd/var.h"
 #include "ops/conv/causal_conv1d/causal_conv1d.h"
 #include "ops/linear/gla/gla.h"
+#include "ops/linear/gated_delta_rule/gated_delta_rule.h"
+#include "ops/linear/rwkv7/rwkv7.h"
 #include "ops/linear/simple_gla/simple_gla.h"
+#include "ops/ssm/selective_scan/selective_scan.h"
 
 namespace speedlm::ag {
 
@@ -14,6 +17,15 @@ Var simple_gla(const Var& q, const Var& k, const Var& v, const Var& g, const ops
                const ops::SimpleGlaParams& p);
 // q, k, g: [B*T, H*K]  v: [B*T, H*V]  ->  o: [B*T, H*V]
 Var gla(const Var& q, const Var& k, const Var& v, const Var& g, const ops::GlaDims& d, const ops::GlaParams& p);
+// q, k: [B*T, H*K]  v: [B*T, H*V]  beta: [B*T, H]  g: [B*T, H] or undefined (the delta rule)
+Var gated_delta_rule(const Var& q, const Var& k, const Var& v, const Var& beta, const Var& g,
+                     const ops::GatedDeltaRuleDims& d, const ops::GatedDeltaRuleParams& p);
+// u, delta: [B*T, D]  A: [D, N]  Bm, Cm: [B*T, N]  Dskip: [D]  ->  y: [B*T, D]
+Var selective_scan(const Var& u, const Var& delta, const Var& A, const Var& Bm, const Var& Cm, const Var& Dskip,
+                   const ops::SelectiveScanDims& d, const ops::SelectiveScanParams& p);
+// q, w, k, a, b: [B*T, H*K]  v: [B*T, H*V]  ->  o: [B*T, H*V]
+Var rwkv7(const Var& q, const Var& w, const Var& k, const Var& v, const Var& a, const Var& b,
+          const ops::Rwkv7Dims& d, const ops::Rwkv7Params& p);
 // x: [B*T, D]  w: [D, W]  bias: [D]  ->  [B*T, D]
 Var causal_conv1d(const Var& x, const Var& w, const Var& bias, const ops::CausalConv1dDims& d,
                   const ops::CausalConv1dParams& p);

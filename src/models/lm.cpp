@@ -118,10 +118,11 @@ ag::Var LanguageModel::hidden(const Tensor& ids, ModelState* state) {
   int64_t B = ids.dim(0), T = ids.dim(1);
   float eps = static_cast<float>(cfg_.norm_eps);
   ag::Var x = ag::embedding(ids.reshape({B * T}), tok_emb_);
+  nn::ForwardContext ctx;
   for (size_t i = 0; i < blocks_.size(); ++i) {
     Block& b = blocks_[i];
     MixerState* s = state ? state->layers[i].get() : nullptr;
-    x = ag::add(x, b.mixer->forward(ag::rmsnorm(x, b.norm1, eps), B, T, s));
+    x = ag::add(x, b.mixer->forward_in_pass(ag::rmsnorm(x, b.norm1, eps), B, T, s, ctx));
     ag::Var h = ag::rmsnorm(x, b.norm2, eps);
     x = ag::add(x, b.moe ? b.moe->forward(h, T) : ag::swiglu_mlp(h, b.w_gate_up, b.w_down));
   }

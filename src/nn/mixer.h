@@ -19,6 +19,14 @@ struct InitSpec {
   double out_std = 0.02;  // projections into the residual stream
 };
 
+// What a layer hands on to later layers within one forward pass of the model. Only RWKV-7 uses
+// it: every rwkv7 layer mixes the first rwkv7 layer's v into its own (the value residual). A
+// pass-scoped object, made by the model per forward (training, prefill and decode alike), keeps
+// that out of the decoding states (v_first is recomputed each pass) and out of the other mixers.
+struct ForwardContext {
+  ag::Var v_first;  // [B*T, D]: v of the first rwkv7 layer of this pass; undefined before it
+};
+
 class Mixer {
  public:
   virtual ~Mixer() = default;
@@ -28,6 +36,10 @@ class Mixer {
   // Parallel form (training, prefill). x: [B*T, D]. With a state, the T tokens continue
   // after the state's tokens and are appended to it (inference only, no grad).
   virtual ag::Var forward(const ag::Var& x, int64_t B, int64_t T, MixerState* state) = 0;
+  // forward as one layer of a model pass; mixers that need nothing from earlier layers keep this.
+  virtual ag::Var forward_in_pass(const ag::Var& x, int64_t B, int64_t T, MixerState* state, ForwardContext&) {
+    return forward(x, B, T, state);
+  }
   // Decode one token per sequence. x: [B, D] -> [B, D].
   virtual Tensor step(const Tensor& x, MixerState& state) = 0;
   virtual std::unique_ptr<MixerState> make_state(int64_t batch) const = 0;

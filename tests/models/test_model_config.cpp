@@ -59,7 +59,7 @@ TEST(ModelConfig, BadValuesNameKeyAndValue) {
   j["mixers"]["attn"]["type"] = "conv";
   EXPECT_EQ(error_of(j),
             "[config] mixers.attn.type = \"conv\": unknown mixer type (known: attention, linear_attention, retnet, gla, "
-            "mamba2, mla)");
+            "mamba2, mla, deltanet, gated_deltanet, mamba, rwkv7)");
   j = testing::tiny_config_json();
   j.erase("vocab_size");
   EXPECT_EQ(error_of(j), "[config] vocab_size: required key is missing");
@@ -81,6 +81,21 @@ TEST(ModelConfig, KvCacheAndStreamingKeysNameTheirPath) {
   j["mixers"]["attn"]["streaming"] = {{"sink_tokens", 4}, {"window", 8}};
   j["mixers"]["attn"]["window"] = 16;
   EXPECT_EQ(error_of(j), "[config] mixers.attn.streaming: with window = 16: a streaming cache has its own window");
+}
+
+TEST(ModelConfig, DeltaRuleAndSsmMixerErrorsNamePathAndValue) {
+  auto with_mixer = [](const char* mixer) {
+    auto j = testing::tiny_config_json();
+    j["mixers"]["attn"] = nlohmann::json::parse(mixer);
+    return error_of(j);
+  };
+  EXPECT_EQ(with_mixer(R"({"type": "gated_deltanet", "heads": 4, "chunk": 500})"),
+            "[config] mixers.attn.chunk = 500: must be in [1, 128]");
+  EXPECT_EQ(with_mixer(R"({"type": "deltanet", "heads": 4, "dt_min": 0.01})"), "[config] mixers.attn.dt_min: unknown key");
+  EXPECT_EQ(with_mixer(R"({"type": "mamba", "expand": 0})"), "[config] mixers.attn.expand = 0: must be in [1, 16]");
+  EXPECT_EQ(with_mixer(R"({"type": "rwkv7", "head_dim": 12})"),
+            "[config] mixers.attn.head_dim = 12: must divide d_model (32)");
+  EXPECT_EQ(with_mixer(R"({"type": "gated_deltanet", "heads": 4, "head_dim": 8})"), "");
 }
 
 TEST(TrainConfig, ValidatesTheTrainSection) {

@@ -2,16 +2,19 @@
 #include "io/json_fields.h"
 #include "nn/mixer.h"
 #include "nn/mixers/attention.h"
+#include "nn/mixers/delta_net.h"
 #include "nn/mixers/gla.h"
 #include "nn/mixers/linear_attention.h"
+#include "nn/mixers/mamba.h"
 #include "nn/mixers/mamba2.h"
 #include "nn/mixers/mla.h"
 #include "nn/mixers/retnet.h"
+#include "nn/mixers/rwkv7.h"
 
 namespace speedlm::nn {
 
 namespace {
-const char* kKnown = "attention, linear_attention, retnet, gla, mamba2, mla";
+const char* kKnown = "attention, linear_attention, retnet, gla, mamba2, mla, deltanet, gated_deltanet, mamba, rwkv7";
 }  // namespace
 
 Status validate_mixer_config(const nlohmann::json& cfg, const std::string& path, int64_t d_model) {
@@ -26,6 +29,9 @@ Status validate_mixer_config(const nlohmann::json& cfg, const std::string& path,
   if (type == "gla") return GlaMixerParams::parse(cfg, path, d_model).status();
   if (type == "mamba2") return Mamba2MixerParams::parse(cfg, path, d_model).status();
   if (type == "mla") return MlaMixerParams::parse(cfg, path, d_model).status();
+  if (type == "deltanet" || type == "gated_deltanet") return DeltaNetMixerParams::parse(cfg, path, d_model).status();
+  if (type == "mamba") return MambaMixerParams::parse(cfg, path, d_model).status();
+  if (type == "rwkv7") return Rwkv7MixerParams::parse(cfg, path, d_model).status();
   return Status::error("config", path + ".type = " + it->dump() + ": unknown mixer type (known: " + kKnown + ")");
 }
 
@@ -45,6 +51,9 @@ std::unique_ptr<Mixer> make_mixer(const nlohmann::json& cfg, int64_t d_model) {
   if (type == "gla") return build<GlaMixer, GlaMixerParams>(cfg, d_model);
   if (type == "mamba2") return build<Mamba2Mixer, Mamba2MixerParams>(cfg, d_model);
   if (type == "mla") return build<MlaMixer, MlaMixerParams>(cfg, d_model);
+  if (type == "deltanet" || type == "gated_deltanet") return build<DeltaNetMixer, DeltaNetMixerParams>(cfg, d_model);
+  if (type == "mamba") return build<MambaMixer, MambaMixerParams>(cfg, d_model);
+  if (type == "rwkv7") return build<Rwkv7Mixer, Rwkv7MixerParams>(cfg, d_model);
   return build<AttentionMixer, AttentionMixerParams>(cfg, d_model);
 }
 

@@ -26,6 +26,46 @@ Tensor gla_with_state(const Tensor& q, const Tensor& k, const Tensor& v, const T
   return o;
 }
 
+Tensor gated_delta_rule_with_state(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& beta,
+                                   const float* g, const ops::GatedDeltaRuleDims& d,
+                                   const ops::GatedDeltaRuleParams& p, Tensor& S) {
+  Tensor o = Tensor::empty({d.B * d.T, d.H * d.V});
+  if (d.T <= kStepMaxTokens) {
+    ops::gated_delta_rule_step_fwd(p, d, q.f32(), k.f32(), v.f32(), beta.f32(), g, S.f32(), o.f32());
+  } else {
+    Tensor h0 = S.clone();
+    ops::gated_delta_rule_chunk_fwd(p, d, q.f32(), k.f32(), v.f32(), beta.f32(), g, h0.f32(), o.f32(), S.f32());
+  }
+  return o;
+}
+
+Tensor selective_scan_with_state(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                                 const Tensor& Cm, const Tensor& Dskip, const ops::SelectiveScanDims& d,
+                                 const ops::SelectiveScanParams& p, Tensor& h) {
+  Tensor y = Tensor::empty({d.B * d.T, d.D});
+  if (d.T <= kStepMaxTokens) {
+    ops::selective_scan_step_fwd(p, d, u.f32(), delta.f32(), A.f32(), Bm.f32(), Cm.f32(), Dskip.f32(), h.f32(),
+                                 y.f32());
+  } else {
+    Tensor h0 = h.clone();
+    ops::selective_scan_chunk_fwd(p, d, u.f32(), delta.f32(), A.f32(), Bm.f32(), Cm.f32(), Dskip.f32(), h0.f32(),
+                                  y.f32(), h.f32());
+  }
+  return y;
+}
+
+Tensor rwkv7_with_state(const Tensor& q, const Tensor& w, const Tensor& k, const Tensor& v, const Tensor& a,
+                        const Tensor& b, const ops::Rwkv7Dims& d, const ops::Rwkv7Params& p, Tensor& S) {
+  Tensor o = Tensor::empty({d.B * d.T, d.H * d.V});
+  if (d.T <= kStepMaxTokens) {
+    ops::rwkv7_step_fwd(p, d, q.f32(), w.f32(), k.f32(), v.f32(), a.f32(), b.f32(), S.f32(), o.f32());
+  } else {
+    Tensor h0 = S.clone();
+    ops::rwkv7_chunk_fwd(p, d, q.f32(), w.f32(), k.f32(), v.f32(), a.f32(), b.f32(), h0.f32(), o.f32(), S.f32());
+  }
+  return o;
+}
+
 Tensor conv_with_state(const Tensor& x, const Tensor& w, const Tensor& bias, const ops::CausalConv1dDims& d,
                        const ops::CausalConv1dParams& p, Tensor& window) {
   Tensor y = Tensor::empty(x.shape());

@@ -6,7 +6,10 @@
 #include "memory/recurrent_state.h"
 #include "ops/conv/causal_conv1d/causal_conv1d.h"
 #include "ops/linear/gla/gla.h"
+#include "ops/linear/gated_delta_rule/gated_delta_rule.h"
+#include "ops/linear/rwkv7/rwkv7.h"
 #include "ops/linear/simple_gla/simple_gla.h"
+#include "ops/ssm/selective_scan/selective_scan.h"
 
 namespace speedlm::nn {
 
@@ -21,6 +24,17 @@ Tensor simple_gla_with_state(const Tensor& q, const Tensor& k, const Tensor& v, 
 // g: [B*T, H*K]
 Tensor gla_with_state(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, const ops::GlaDims& d,
                       const ops::GlaParams& p, Tensor& S);
+// beta: [B*T, H]  g: [B*T, H] or nullptr (the delta rule)
+Tensor gated_delta_rule_with_state(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& beta,
+                                   const float* g, const ops::GatedDeltaRuleDims& d,
+                                   const ops::GatedDeltaRuleParams& p, Tensor& S);
+// u, delta: [B*T, D]  A: [D, N]  Bm, Cm: [B*T, N]  Dskip: [D]  h: [B, D, N] in/out  ->  y [B*T, D]
+Tensor selective_scan_with_state(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                                 const Tensor& Cm, const Tensor& Dskip, const ops::SelectiveScanDims& d,
+                                 const ops::SelectiveScanParams& p, Tensor& h);
+// q, w, k, a, b: [B*T, H*K]  v: [B*T, H*V]
+Tensor rwkv7_with_state(const Tensor& q, const Tensor& w, const Tensor& k, const Tensor& v, const Tensor& a,
+                        const Tensor& b, const ops::Rwkv7Dims& d, const ops::Rwkv7Params& p, Tensor& S);
 // x: [B*T, C]  window: [B, W-1, C] in/out  ->  [B*T, C]
 Tensor conv_with_state(const Tensor& x, const Tensor& w, const Tensor& bias, const ops::CausalConv1dDims& d,
                        const ops::CausalConv1dParams& p, Tensor& window);
