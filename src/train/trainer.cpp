@@ -14,6 +14,7 @@
 #include "train/evaluate.h"
 #include "train/schedule.h"
 #include "train/train_config.h"
+#include "train/train_step.h"
 
 namespace speedlm {
 
@@ -126,14 +127,10 @@ Result<TrainReport> train(const TrainOptions& opt) {
   const int64_t first_step = state.step;
   while (state.step < tc.steps) {
     Clock::time_point t0 = Clock::now();
-    data::Batch batch = batcher.next();
-    ag::Var loss = model.loss(batch.inputs, batch.targets);
-    ag::backward(loss);
-    double norm = grad_norm(model.params());
     double lr = lr_at(state.step, tc.lr, tc.min_lr_ratio, tc.warmup_steps, tc.steps);
-    adam.step(lr, clip_scale(norm, tc.grad_clip));
-    adam.zero_grad();
-    float loss_v = loss.value().f32()[0];
+    StepResult sr = train_step(model, adam, batcher.next(), lr, tc.grad_clip);
+    float loss_v = sr.loss;
+    double norm = sr.grad_norm;
     if (!std::isfinite(loss_v)) return Status::errorf("train", "step {}: loss is {}; stopping", state.step, loss_v);
     state.losses.push_back(loss_v);
     ++state.step;
