@@ -15,4 +15,4 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do CONFIGS+=("$1"); shift; done
 LIST=$(IFS=,; echo "${CONFIGS[*]}")
 [ -x build/speedlm ] || scripts/build.sh
 build/speedlm arena --task mqar --configs "$LIST" --seq-lens 64,128,256 --d-models 64,128 --set n_layers=2 \
-  --vocab 512 --budget 3m --skip-speed --threads 1 --out runs/mqar_grid "$@"
+  --vocab 512 --budget 15m --skip-speed --threads 1 --out runs/mqar_grid "$@"

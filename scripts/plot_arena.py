@@ -30,7 +30,8 @@ def group(rows, many_grids):
 
 def main(out):
     runs = read(os.path.join(out, "arena.csv"))
-    many = len({(r["seq_len"], r["d_model"]) for r in runs}) > 1
+    # Grid coordinates go into the labels only where one config ran at several of them.
+    many = len({(r["name"], r["seq_len"], r["d_model"]) for r in runs}) > len({r["name"] for r in runs})
     loss = read(os.path.join(out, "loss.csv"))
     speed = read(os.path.join(out, "speed.csv"))
 

@@ -115,7 +115,7 @@ std::string load_average() {
 
 std::string notes(const ArenaOptions& opt) {
   std::string n = "## How this was measured\n\n";
-  n += fmt::format("- {} threads, {} training matmuls; load average at the start {} (a shared machine makes "
+  n += fmt::format("- Threads: {}; {} training matmuls; load average at the start {} (a shared machine makes "
                    "every figure noisy).\n", num_threads(), opt.precision, load_average());
   n += fmt::format("- Training: each run trains for the budget ({}) from seed {} with AdamW (betas, weight decay "
                    "and clipping from the config's train section), its peak learning rate with 5% warmup and cosine "

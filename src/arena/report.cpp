@@ -56,11 +56,11 @@ std::string markdown_report(const ArenaOptions& opt, const std::vector<ArenaRow>
     }
     md += metric_cell(r) + " |\n";
   }
-  // A grid: the metric of each (model, d_model) across sequence lengths.
+  // A grid (--seq-lens or --d-models with several values): the metric of each
+  // (model, d_model) across sequence lengths.
   std::set<int64_t> lens;
-  std::set<int64_t> widths;
-  for (const ArenaRow& r : rows) lens.insert(r.seq_len), widths.insert(r.d_model);
-  if (lens.size() > 1 || widths.size() > 1) {
+  for (const ArenaRow& r : rows) lens.insert(r.seq_len);
+  if (opt.seq_lens.size() > 1 || opt.d_models.size() > 1) {
     md += fmt::format("\n## {} grid\n\n| model | d_model |", rows[0].metric_name);
     for (int64_t T : lens) md += fmt::format(" T={} |", T);
     md += "\n|---|---|";
