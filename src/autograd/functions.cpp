@@ -27,9 +27,10 @@ Var linear_bf16(const Var& x, const Var& w) {
       if (!out->grad.defined()) return;
       Tensor dy16 = out->grad.to(DType::BF16);
       release(out);
-      if (w.requires_grad())
-        ops::gemm_bf16(true, false, Dout, Din, N, 1.0f, dy16.bf16(), Dout, x16.bf16(), Din, 1.0f,
-                       w.grad_buffer().f32(), Din);
+      if (w.requires_grad()) {
+        float beta = grad_beta(w);
+        ops::gemm_bf16(true, false, Dout, Din, N, 1.0f, dy16.bf16(), Dout, x16.bf16(), Din, beta, w.grad().f32(), Din);
+      }
       if (x.requires_grad()) {
         float beta = grad_beta(x);
         ops::gemm_bf16(false, false, N, Din, Dout, 1.0f, dy16.bf16(), Dout, w16.bf16(), Din, beta, x.grad().f32(), Din);
@@ -52,8 +53,9 @@ Var linear(const Var& x, const Var& w) {
       if (!out->grad.defined()) return;
       const float* dy = out->grad.f32();
       if (w.requires_grad()) {
-        // dW += dy^T x
-        ops::gemm(true, false, Dout, Din, N, 1.0f, dy, Dout, x.value().f32(), Din, 1.0f, w.grad_buffer().f32(), Din);
+        // dW (+)= dy^T x
+        float beta = grad_beta(w);
+        ops::gemm(true, false, Dout, Din, N, 1.0f, dy, Dout, x.value().f32(), Din, beta, w.grad().f32(), Din);
       }
       if (x.requires_grad()) {
         // dx (+)= dy W
@@ -92,12 +94,13 @@ Var rmsnorm(const Var& x, const Var& w, float eps) {
   if (y.requires_grad()) {
     record([x, w, rstd, p, out = y.shared(), N, D] {
       if (!out->grad.defined()) return;
-      GradSink dx = grad_sink(x);
       Tensor dw_scratch;
       float* dw = w.requires_grad() ? w.grad_buffer().f32() : (dw_scratch = Tensor::zeros({D})).f32();
-      ops::rmsnorm_fast_bwd(p, x.value().f32(), w.value().f32(), rstd.f32(), out->grad.f32(), N, D, dx.target.f32(),
-                            dw);
-      commit(x, dx);
+      // Accumulates straight into x's gradient when other consumers (the residual stream) wrote it.
+      bool accumulate = x.grad().defined();
+      if (!accumulate) x.impl()->grad = Tensor::empty(x.shape());
+      ops::rmsnorm_fast_bwd(p, x.value().f32(), w.value().f32(), rstd.f32(), out->grad.f32(), N, D, x.grad().f32(),
+                            dw, accumulate);
       release(out);
     });
   }
@@ -146,15 +149,13 @@ Qkv split_qkv_rope(const Var& qkv, const Tensor& pos, const ops::AttentionDims& 
   Qkv r{Var(Tensor::empty({N, H * Dh}), rg), Var(Tensor::empty({N, KVH * Dh}), rg), Var(Tensor::empty({N, KVH * Dh}), rg)};
   const float* src = qkv.value().f32();
   float *q = r.q.value().f32(), *k = r.k.value().f32(), *v = r.v.value().f32();
+  // q and k are rotated straight out of the fused rows; v is a strided copy.
+  ops::rope_fast_fwd_rows(rope, src, W, pos.i32(), d.B, d.Tq, H, Dh, q, H * Dh);
+  ops::rope_fast_fwd_rows(rope, src + H * Dh, W, pos.i32(), d.B, d.Tq, KVH, Dh, k, KVH * Dh);
   parallel_for(N, 256, [&](int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; ++n) {
-      std::memcpy(q + n * H * Dh, src + n * W, sizeof(float) * H * Dh);
-      std::memcpy(k + n * KVH * Dh, src + n * W + H * Dh, sizeof(float) * KVH * Dh);
+    for (int64_t n = n0; n < n1; ++n)
       std::memcpy(v + n * KVH * Dh, src + n * W + (H + KVH) * Dh, sizeof(float) * KVH * Dh);
-    }
   });
-  ops::rope_fast_fwd(rope, q, pos.i32(), d.B, d.Tq, H, Dh, q);
-  ops::rope_fast_fwd(rope, k, pos.i32(), d.B, d.Tq, KVH, Dh, k);
   if (rg) {
     record([qkv, pos, d, rope, qo = r.q.shared(), ko = r.k.shared(), vo = r.v.shared(), N, H, KVH, Dh, W] {
       GradSink s = grad_sink(qkv);
@@ -162,13 +163,16 @@ Qkv split_qkv_rope(const Var& qkv, const Tensor& pos, const ops::AttentionDims& 
       auto put = [&](const std::shared_ptr<VarImpl>& part, int64_t heads, int64_t col, bool rotate) {
         int64_t w = heads * Dh;
         const float* g = part->grad.defined() ? part->grad.f32() : nullptr;
-        if (g && rotate) ops::rope_fast_bwd(rope, g, pos.i32(), d.B, d.Tq, heads, Dh, part->grad.f32());
-        parallel_for(N, 256, [&](int64_t n0, int64_t n1) {
-          for (int64_t n = n0; n < n1; ++n) {
-            if (g) std::memcpy(dst + n * W + col, g + n * w, sizeof(float) * w);
-            else std::memset(dst + n * W + col, 0, sizeof(float) * w);
-          }
-        });
+        if (g && rotate) {
+          ops::rope_fast_bwd_rows(rope, g, w, pos.i32(), d.B, d.Tq, heads, Dh, dst + col, W);
+        } else {
+          parallel_for(N, 256, [&](int64_t n0, int64_t n1) {
+            for (int64_t n = n0; n < n1; ++n) {
+              if (g) std::memcpy(dst + n * W + col, g + n * w, sizeof(float) * w);
+              else std::memset(dst + n * W + col, 0, sizeof(float) * w);
+            }
+          });
+        }
         part->grad = Tensor();
       };
       put(qo, H, 0, true);
@@ -181,21 +185,30 @@ Qkv split_qkv_rope(const Var& qkv, const Tensor& pos, const ops::AttentionDims& 
 }
 
 Var attention(const Var& q, const Var& k, const Var& v, const ops::AttentionDims& d,
-              const ops::AttentionParams& params) {
+              const ops::AttentionParams& params, const Var& sinks) {
   ops::AttentionParams p = params;
   p.bf16 = matmul_precision() == MatmulPrecision::Bf16;
-  Var o(Tensor::empty({d.B * d.Tq, d.H * d.Dh}), needs_grad({&q, &k, &v}));
+  // f32: the flash form (O(T) memory). bf16: the plain form, whose bf16 GEMMs run on AMX and
+  // measured faster than f32 flash at every benchmarked length (docs/BENCHMARKS.md).
+  const auto fwd = p.bf16 ? ops::attention_plain_fwd : ops::attention_flash_fwd;
+  const auto bwd = p.bf16 ? ops::attention_plain_bwd : ops::attention_flash_bwd;
+  const float* s = sinks.defined() ? sinks.value().f32() : nullptr;
+  Var o(Tensor::empty({d.B * d.Tq, d.H * d.Dh}), needs_grad({&q, &k, &v, &sinks}));
   Tensor lse = Tensor::empty({d.B, d.H, d.Tq});
-  ops::attention_plain_fwd(p, d, q.value().f32(), k.value().f32(), v.value().f32(), o.value().f32(), lse.f32());
+  fwd(p, d, q.value().f32(), k.value().f32(), v.value().f32(), o.value().f32(), lse.f32(), s);
   if (o.requires_grad()) {
-    record([q, k, v, d, p, lse, out = o.shared()] {
+    record([q, k, v, sinks, d, p, lse, bwd, out = o.shared()] {
       if (!out->grad.defined()) return;
       GradSink dq = grad_sink(q), dk = grad_sink(k), dv = grad_sink(v);
-      ops::attention_plain_bwd(p, d, q.value().f32(), k.value().f32(), v.value().f32(), out->value.f32(), lse.f32(),
-                               out->grad.f32(), dq.target.f32(), dk.target.f32(), dv.target.f32());
+      const bool d_sinks = sinks.requires_grad();
+      GradSink ds = d_sinks ? grad_sink(sinks) : GradSink{};
+      bwd(p, d, q.value().f32(), k.value().f32(), v.value().f32(), out->value.f32(), lse.f32(), out->grad.f32(),
+          dq.target.f32(), dk.target.f32(), dv.target.f32(), sinks.defined() ? sinks.value().f32() : nullptr,
+          d_sinks ? ds.target.f32() : nullptr);
       commit(q, dq);
       commit(k, dk);
       commit(v, dv);
+      if (d_sinks) commit(sinks, ds);
       release(out);
     });
   }

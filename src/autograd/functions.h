@@ -28,8 +28,9 @@ struct Qkv {
 // Splits a fused projection [B*T, (H + 2 KVH) * Dh] into q | k | v and applies RoPE
 // to q and k at positions pos: [B, T] i32.
 Qkv split_qkv_rope(const Var& qkv, const Tensor& pos, const ops::AttentionDims& d, const ops::RopeParams& rope);
-// q: [B*Tq, H*Dh]  k, v: [B*Tk, KVH*Dh]  ->  [B*Tq, H*Dh]
-Var attention(const Var& q, const Var& k, const Var& v, const ops::AttentionDims& d, const ops::AttentionParams& p);
+// q: [B*Tq, H*Dh]  k, v: [B*Tk, KVH*Dh]  sinks: [H] or undefined  ->  [B*Tq, H*Dh]
+Var attention(const Var& q, const Var& k, const Var& v, const ops::AttentionDims& d, const ops::AttentionParams& p,
+              const Var& sinks = Var());
 // logits: [N, V]  targets: [N] i32  ->  scalar mean loss over non-ignored rows
 Var cross_entropy(const Var& logits, const Tensor& targets, const ops::CrossEntropyParams& p);
 

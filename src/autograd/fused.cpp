@@ -34,17 +34,21 @@ Var swiglu_mlp(const Var& x, const Var& w_gate_up, const Var& w_down) {
     if (!out->grad.defined()) return;
     Tensor dy16 = out->grad.to(DType::BF16);  // [N, D]
     release(out);
-    if (w_down.requires_grad())  // dW_down += dy^T h
-      ops::gemm_bf16(true, false, D, F, N, 1.0f, dy16.bf16(), D, h16.bf16(), F, 1.0f, w_down.grad_buffer().f32(), F);
+    if (w_down.requires_grad()) {  // dW_down (+)= dy^T h
+      float beta = grad_beta(w_down);
+      ops::gemm_bf16(true, false, D, F, N, 1.0f, dy16.bf16(), D, h16.bf16(), F, beta, w_down.grad().f32(), F);
+    }
     Tensor dgu16 = Tensor::empty({N, 2 * F}, DType::BF16);  // [N, 2F]
     {
       Tensor dh = Tensor::empty({N, F});  // dh = dy W_down
       ops::gemm_bf16(false, false, N, F, D, 1.0f, dy16.bf16(), D, wd16.bf16(), F, 0.0f, dh.f32(), F);
       ops::swiglu_fast_bwd_bf16(gu.f32(), dh.f32(), N, F, dgu16.bf16());
     }
-    if (w_gate_up.requires_grad())  // dW_gate_up += dgu^T x
-      ops::gemm_bf16(true, false, 2 * F, D, N, 1.0f, dgu16.bf16(), 2 * F, x16.bf16(), D, 1.0f,
-                     w_gate_up.grad_buffer().f32(), D);
+    if (w_gate_up.requires_grad()) {  // dW_gate_up (+)= dgu^T x
+      float beta = grad_beta(w_gate_up);
+      ops::gemm_bf16(true, false, 2 * F, D, N, 1.0f, dgu16.bf16(), 2 * F, x16.bf16(), D, beta, w_gate_up.grad().f32(),
+                     D);
+    }
     if (x.requires_grad()) {  // dx (+)= dgu W_gate_up
       float beta = grad_beta(x);
       ops::gemm_bf16(false, false, N, D, 2 * F, 1.0f, dgu16.bf16(), 2 * F, wgu16.bf16(), D, beta, x.grad().f32(), D);
@@ -71,8 +75,10 @@ Var linear_cross_entropy(const Var& x, const Var& w, const Tensor& targets, cons
     ops::cross_entropy_fast_bwd(p, logits.f32(), targets.i32(), lse.f32(), d_rows.f32(), N, V, logits.f32(),
                                 d16.bf16());
     release(out);
-    if (w.requires_grad())  // dW += dlogits^T x
-      ops::gemm_bf16(true, false, V, D, N, 1.0f, d16.bf16(), V, x16.bf16(), D, 1.0f, w.grad_buffer().f32(), D);
+    if (w.requires_grad()) {  // dW (+)= dlogits^T x
+      float beta = grad_beta(w);
+      ops::gemm_bf16(true, false, V, D, N, 1.0f, d16.bf16(), V, x16.bf16(), D, beta, w.grad().f32(), D);
+    }
     if (x.requires_grad()) {  // dx (+)= dlogits W
       float beta = grad_beta(x);
       ops::gemm_bf16(false, false, N, D, V, 1.0f, d16.bf16(), V, w16.bf16(), D, beta, x.grad().f32(), D);

@@ -31,4 +31,21 @@ void parallel_for(int64_t n, int64_t grain, Fn&& fn) {
   }
 }
 
+// parallel_for with grain 1 for items that run library GEMMs themselves (one head of a chunked
+// recurrence walks its chunks in order). Items never split below one per thread; when everything
+// runs on the calling thread (one item, or one thread), the GEMMs inside stay on it too: oneDNN
+// would otherwise fork a team for each small GEMM and the idle workers spin.
+template <typename Fn>
+void parallel_for_items(int64_t n, Fn&& fn) {
+  if (n <= 0) return;
+  if (omp_in_parallel() || (n > 1 && num_threads() > 1)) {
+    parallel_for(n, 1, fn);
+    return;
+  }
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  fn(int64_t{0}, n);
+  omp_set_num_threads(saved);
+}
+
 }  // namespace speedlm

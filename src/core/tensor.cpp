@@ -1,10 +1,14 @@
 #include "speedlm/tensor.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <mutex>
 #include <unordered_map>
+
+#include "core/parallel.h"
+#include "core/tensor_bytes.h"
 
 namespace speedlm {
 
@@ -34,6 +38,9 @@ int64_t shape_numel(const Shape& s) {
 namespace {
 
 bool g_poison = false;
+
+// Bytes per thread for copies and fills: ~30 us of memory traffic (research/deps.md §4).
+constexpr int64_t kCopyGrainBytes = int64_t{1} << 20;
 
 // Recycles large buffers by exact size. Training allocates the same activation and
 // gradient shapes every step; fresh pages from the OS would cost a page fault and a
@@ -69,20 +76,43 @@ StoragePool& pool() {
   return *p;
 }
 
+// Bytes of live tensor storage and their high-water mark (tensor_peak_bytes).
+std::atomic<size_t> g_live_bytes{0}, g_peak_bytes{0};
+
+void count_alloc(size_t bytes) {
+  const size_t live = g_live_bytes.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  size_t peak = g_peak_bytes.load(std::memory_order_relaxed);
+  while (live > peak && !g_peak_bytes.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
+  }
+}
+
+void count_free(size_t bytes) { g_live_bytes.fetch_sub(bytes, std::memory_order_relaxed); }
+
 std::shared_ptr<void> allocate(size_t bytes) {
+  count_alloc(bytes);
   if (bytes < StoragePool::kMinBytes) {
     void* p = std::aligned_alloc(64, bytes);
     SPEEDLM_ASSERT(p != nullptr, "out of memory allocating {} bytes", bytes);
-    return std::shared_ptr<void>(p, std::free);
+    return std::shared_ptr<void>(p, [bytes](void* q) {
+      count_free(bytes);
+      std::free(q);
+    });
   }
   void* p = pool().get(bytes);
   SPEEDLM_ASSERT(p != nullptr, "out of memory allocating {} bytes", bytes);
-  return std::shared_ptr<void>(p, [bytes](void* q) { pool().put(q, bytes); });
+  return std::shared_ptr<void>(p, [bytes](void* q) {
+    count_free(bytes);
+    pool().put(q, bytes);
+  });
 }
 
 }  // namespace
 
 void set_poison_allocations(bool on) { g_poison = on; }
+
+size_t tensor_live_bytes() { return g_live_bytes.load(std::memory_order_relaxed); }
+size_t tensor_peak_bytes() { return g_peak_bytes.load(std::memory_order_relaxed); }
+void reset_tensor_peak_bytes() { g_peak_bytes.store(tensor_live_bytes(), std::memory_order_relaxed); }
 
 Tensor Tensor::empty(Shape shape, DType dtype) {
   for (int64_t d : shape) SPEEDLM_ASSERT(d >= 0, "negative dimension in {}", shape_str(shape));
@@ -155,7 +185,7 @@ Tensor Tensor::slice0(int64_t begin, int64_t end) const {
 
 Tensor Tensor::clone() const {
   Tensor t = empty(shape_, dtype_);
-  if (numel_) std::memcpy(t.data<char>(), data<char>(), nbytes());
+  t.copy_from(*this);
   return t;
 }
 
@@ -190,13 +220,18 @@ void Tensor::fill(float value) {
 }
 
 void Tensor::zero() {
-  if (numel_) std::memset(data<char>(), 0, nbytes());
+  char* p = data<char>();
+  parallel_for(static_cast<int64_t>(nbytes()), kCopyGrainBytes,
+               [&](int64_t b0, int64_t b1) { std::memset(p + b0, 0, static_cast<size_t>(b1 - b0)); });
 }
 
 void Tensor::copy_from(const Tensor& src) {
   SPEEDLM_ASSERT(src.numel_ == numel_ && src.dtype_ == dtype_, "copy {} {} into {} {}", shape_str(src.shape_),
                  dtype_name(src.dtype_), shape_str(shape_), dtype_name(dtype_));
-  if (numel_) std::memcpy(data<char>(), src.data<char>(), nbytes());
+  char* dst = data<char>();
+  const char* from = src.data<char>();
+  parallel_for(static_cast<int64_t>(nbytes()), kCopyGrainBytes,
+               [&](int64_t b0, int64_t b1) { std::memcpy(dst + b0, from + b0, static_cast<size_t>(b1 - b0)); });
 }
 
 uint16_t f32_to_bf16(float x) {

@@ -13,6 +13,13 @@ OpEntry swiglu_registry_entry();
 OpEntry rope_registry_entry();
 OpEntry cross_entropy_registry_entry();
 OpEntry attention_registry_entry();
+OpEntry causal_conv1d_registry_entry();
+OpEntry simple_gla_registry_entry();
+OpEntry gla_registry_entry();
+OpEntry gated_delta_rule_registry_entry();
+OpEntry delta_rule_registry_entry();
+OpEntry selective_scan_registry_entry();
+OpEntry rwkv7_registry_entry();
 
 const std::vector<OpEntry>& registry() {
   static const std::vector<OpEntry> entries = {
@@ -24,6 +31,13 @@ const std::vector<OpEntry>& registry() {
       rope_registry_entry(),
       cross_entropy_registry_entry(),
       attention_registry_entry(),
+      causal_conv1d_registry_entry(),
+      simple_gla_registry_entry(),
+      gla_registry_entry(),
+      gated_delta_rule_registry_entry(),
+      delta_rule_registry_entry(),
+      selective_scan_registry_entry(),
+      rwkv7_registry_entry(),
   };
   return entries;
 }

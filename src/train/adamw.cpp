@@ -15,8 +15,7 @@ AdamW::AdamW(const nn::ParamList& params, AdamWParams p) : params_(params), p_(p
 }
 
 void AdamW::zero_grad() {
-  for (const auto& np : params_)
-    if (np.var->grad().defined()) np.var->grad().zero();
+  for (const auto& np : params_) np.var->impl()->grad = Tensor();
 }
 
 void AdamW::step(double lr, float grad_scale) {

@@ -22,6 +22,9 @@ class AdamW {
   // of by a pass over the gradients). Parameters that carry a bf16 copy (bf16 matmul operands)
   // get it refreshed in the same pass.
   void step(double lr, float grad_scale = 1.0f);
+  // Drops the gradients (PyTorch's set_to_none): the next backward's first writer overwrites
+  // instead of adding to a zeroed buffer, which saves a memset and a read of every gradient.
+  // A parameter that then receives no gradient is skipped by step(), as in PyTorch.
   void zero_grad();
   int64_t steps_taken() const { return t_; }
   void set_steps_taken(int64_t t) { t_ = t; }

@@ -41,6 +41,15 @@ TEST(ModelConfig, BadValuesNameKeyAndValue) {
   j["mixers"]["attn"]["kv_heads"] = 3;
   EXPECT_EQ(error_of(j), "[config] mixers.attn.kv_heads = 3: heads (4) must be a multiple of it");
   j = testing::tiny_config_json();
+  j["mixers"]["attn"]["window"] = -1;
+  EXPECT_EQ(error_of(j), "[config] mixers.attn.window = -1: must be in [0, 1073741824]");
+  j = testing::tiny_config_json();
+  j["mixers"]["attn"]["softcap"] = -5.0;
+  EXPECT_EQ(error_of(j), "[config] mixers.attn.softcap = -5.0: must be in [0, 1000000]");
+  j = testing::tiny_config_json();
+  j["mixers"]["attn"]["sinks"] = 1;
+  EXPECT_EQ(error_of(j), "[config] mixers.attn.sinks = 1: must be true or false");
+  j = testing::tiny_config_json();
   j["d_model"] = "big";
   EXPECT_EQ(error_of(j), "[config] d_model = \"big\": must be an integer");
   j = testing::tiny_config_json();
@@ -48,7 +57,7 @@ TEST(ModelConfig, BadValuesNameKeyAndValue) {
   EXPECT_EQ(error_of(j), "[config] layers[1] = \"mamba\": no such entry in mixers");
   j = testing::tiny_config_json();
   j["mixers"]["attn"]["type"] = "conv";
-  EXPECT_EQ(error_of(j), "[config] mixers.attn.type = \"conv\": unknown mixer type (known: attention, hymba)");
+  EXPECT_EQ(error_of(j), "[config] mixers.attn.type = \"conv\": unknown mixer type (known: attention, linear_attention, retnet, gla, mamba2, hymba)");
   j = testing::tiny_config_json();
   j.erase("vocab_size");
   EXPECT_EQ(error_of(j), "[config] vocab_size: required key is missing");

@@ -25,8 +25,17 @@ double rms_rel(const float* a, const float* ref, int64_t n) {
   return std::sqrt(num) / (std::sqrt(den) + 1e-30);
 }
 
-TEST(Transformer, PrefillLogitsEqualStepByStepDecode) {
-  LanguageModel model(testing::tiny_config());
+// The tiny model with a sliding window shorter than the test sequences, a softcap and sinks.
+ModelConfig windowed_config() {
+  nlohmann::json j = testing::tiny_config_json();
+  j["mixers"]["attn"]["window"] = 5;
+  j["mixers"]["attn"]["softcap"] = 2.0;
+  j["mixers"]["attn"]["sinks"] = true;
+  return ModelConfig::from_json(j).value();
+}
+
+void expect_prefill_equals_decode(const ModelConfig& config) {
+  LanguageModel model(config);
   model.init(7);
   const int64_t B = 2, T = 21, V = 97;
   Tensor ids = random_ids(B, T, V, 3);
@@ -41,6 +50,23 @@ TEST(Transformer, PrefillLogitsEqualStepByStepDecode) {
       EXPECT_LE(rms_rel(logits.f32() + b * V, full.f32() + (b * T + t) * V, V), 1e-5) << "b=" << b << " t=" << t;
   }
   EXPECT_EQ(state.length(), T);
+}
+
+TEST(Transformer, PrefillLogitsEqualStepByStepDecode) { expect_prefill_equals_decode(testing::tiny_config()); }
+
+TEST(Transformer, SlidingWindowSoftcapSinksPrefillEqualsDecode) {
+  expect_prefill_equals_decode(windowed_config());
+  // The window matters: without it the same weights give other logits.
+  nlohmann::json j = windowed_config().to_json();
+  j["mixers"]["attn"]["window"] = 0;
+  LanguageModel windowed(windowed_config()), full(ModelConfig::from_json(j).value());
+  windowed.init(7);
+  full.init(7);
+  ag::NoGradGuard guard;
+  Tensor ids = random_ids(1, 21, 97, 3);
+  Tensor a = windowed.forward(ids).value(), b = full.forward(ids).value();
+  EXPECT_EQ(a.f32()[0], b.f32()[0]) << "the first token sees the same key with or without a window";
+  EXPECT_GT(rms_rel(a.f32() + 20 * 97, b.f32() + 20 * 97, 97), 1e-4) << "the last token sees fewer keys";
 }
 
 TEST(Transformer, ChunkedPrefillEqualsOnePass) {
@@ -64,8 +90,8 @@ TEST(Transformer, ChunkedPrefillEqualsOnePass) {
   EXPECT_GT(state.bytes(), snap.bytes() / 2);
 }
 
-TEST(Transformer, ParameterGradientsMatchFiniteDifferences) {
-  LanguageModel model(testing::tiny_config());
+void expect_gradients_match_finite_differences(const ModelConfig& config) {
+  LanguageModel model(config);
   model.init(13);
   const int64_t B = 2, T = 9, V = 97;
   Tensor ids = random_ids(B, T, V, 9), targets = random_ids(B * T, 1, V, 10).reshape({B * T});
@@ -94,6 +120,15 @@ TEST(Transformer, ParameterGradientsMatchFiniteDifferences) {
     }
   }
   EXPECT_GT(checked, 20);
+}
+
+TEST(Transformer, ParameterGradientsMatchFiniteDifferences) {
+  expect_gradients_match_finite_differences(testing::tiny_config());
+}
+
+// Window, softcap and the sink logits (a parameter of their own) through the whole model.
+TEST(Transformer, WindowSoftcapSinksGradientsMatchFiniteDifferences) {
+  expect_gradients_match_finite_differences(windowed_config());
 }
 
 TEST(Transformer, LossFallsByHalfOnAFixedBatchWithin100Steps) {

@@ -64,6 +64,31 @@ TEST(Attention, CheckRejectsBadShapes) {
   nan_scale.scale = std::numeric_limits<float>::quiet_NaN();
   EXPECT_EQ(message(nan_scale, D{.B = 1, .Tq = 4, .Tk = 4, .H = 2, .KVH = 1, .Dh = 8}),
             "[attention] scale = nan: must be finite");
+  const D small{.B = 1, .Tq = 4, .Tk = 4, .H = 2, .KVH = 1, .Dh = 8};
+  AttentionParams bad;
+  bad.window = -1;
+  EXPECT_EQ(message(bad, small), "[attention] window = -1: must be >= 0 (0 = no window)");
+  bad.window = 0;
+  bad.softcap = -2.0f;
+  EXPECT_EQ(message(bad, small), "[attention] softcap = -2: must be finite and >= 0 (0 = none)");
+  bad.softcap = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(message(bad, small), "[attention] softcap = inf: must be finite and >= 0 (0 = none)");
+  // Packed sequences: offsets from 0, never decreasing, ending at Tq; batch 1 and Tk = Tq.
+  auto packed = [&](std::vector<int32_t> cu, int64_t B = 1, int64_t Tk = 4) {
+    D d = small;
+    d.B = B;
+    d.Tk = Tk;
+    d.seqs = static_cast<int64_t>(cu.size()) - 1;
+    d.cu_seqlens = cu.data();
+    return message(causal, d);
+  };
+  EXPECT_EQ(packed({0, 1, 4}), "");
+  EXPECT_EQ(packed({0, 3, 2, 4}), "[attention] cu_seqlens[2] = 2: offsets must not decrease (previous 3)");
+  EXPECT_EQ(packed({1, 4}), "[attention] cu_seqlens[0] = 1: must be 0");
+  EXPECT_EQ(packed({0, 5}), "[attention] cu_seqlens[1] = 5: must equal Tq (4)");
+  EXPECT_EQ(packed({0, 4}, 2), "[attention] batch = 2: packed sequences need batch 1");
+  EXPECT_EQ(packed({0, 4}, 1, 5), "[attention] Tk = 5: packed sequences need Tk = Tq (4)");
+  EXPECT_EQ(packed({0}), "[attention] seqs = 0: must be >= 1 with cu_seqlens");
 }
 
 // Query i of a Tq-row block sees keys j <= i + Tk - Tq: with Tq = 2, Tk = 5, query 0 sees keys
@@ -222,6 +247,44 @@ TEST(Attention, Bf16ModeStaysWithinItsErrorBoundAndIsDeterministic) {
       }
     }
   }
+}
+
+}  // namespace
+}  // namespace speedlm::ops
+
+namespace speedlm::ops {
+namespace {
+
+// The bf16 mode with every variant (window, softcap, sinks, packed sequences): the training
+// path runs it when a model's attention has them. Same bound as above.
+TEST(Attention, Bf16ModeWithWindowSoftcapSinksAndPackedSequences) {
+  const std::vector<int32_t> cu = {0, 70, 71, 200};
+  D d{.B = 1, .Tq = 200, .Tk = 200, .H = 4, .KVH = 2, .Dh = 32};
+  d.seqs = 3;
+  d.cu_seqlens = cu.data();
+  AttentionParams p;
+  p.window = 48;
+  p.softcap = 3.0f;
+  auto q = randn(q_numel(d), 5, 2.0f), k = randn(kv_numel(d), 6, 2.0f), v = randn(kv_numel(d), 7);
+  auto d_o = randn(q_numel(d), 8), sinks = randn(d.H, 9);
+  auto dbl = [](const std::vector<float>& x) { return std::vector<double>(x.begin(), x.end()); };
+  auto qd = dbl(q), kd = dbl(k), vd = dbl(v), dod = dbl(d_o), sd = dbl(sinks);
+  std::vector<double> o_ref(q.size()), lse_ref(d.H * d.Tq), dq_ref(q.size()), dk_ref(k.size()), dv_ref(v.size()),
+      ds_ref(d.H);
+  attention_ref_fwd<double>(p, d, qd.data(), kd.data(), vd.data(), o_ref.data(), lse_ref.data(), sd.data());
+  attention_ref_bwd<double>(p, d, qd.data(), kd.data(), vd.data(), dod.data(), dq_ref.data(), dk_ref.data(),
+                            dv_ref.data(), sd.data(), ds_ref.data());
+  p.bf16 = true;
+  std::vector<float> o(q.size()), lse(lse_ref.size()), dq(q.size()), dk(k.size()), dv(v.size()), ds(d.H);
+  attention_plain_fwd(p, d, q.data(), k.data(), v.data(), o.data(), lse.data(), sinks.data());
+  attention_plain_bwd(p, d, q.data(), k.data(), v.data(), o.data(), lse.data(), d_o.data(), dq.data(), dk.data(),
+                      dv.data(), sinks.data(), ds.data());
+  EXPECT_LE(rms_rel(o, o_ref), 1e-2);
+  EXPECT_LE(rms_rel(dq, dq_ref), 1e-2);
+  EXPECT_LE(rms_rel(dk, dk_ref), 1e-2);
+  EXPECT_LE(rms_rel(dv, dv_ref), 1e-2);
+  EXPECT_LE(rms_rel(ds, ds_ref), 1e-2);
+  EXPECT_GT(rms_rel(o, o_ref), 1e-5) << "the bf16 mode should actually round";
 }
 
 }  // namespace

@@ -154,6 +154,18 @@ TEST(RmsNorm, WeightGradientIsDeterministicAndAccumulates) {
   });
 }
 
+TEST(RmsNorm, InputGradientAccumulatesOnRequest) {
+  const int64_t N = 301, D = 65;
+  std::vector<float> x = normal(N * D, 10), w = normal(D, 11), dy = normal(N * D, 12), y(N * D), rstd(N);
+  std::vector<float> prior = normal(N * D, 13), dx(N * D), acc = prior, dw(D, 0.0f);
+  RmsNormParams p;
+  rmsnorm_fast_fwd(p, x.data(), w.data(), N, D, y.data(), rstd.data());
+  rmsnorm_fast_bwd(p, x.data(), w.data(), rstd.data(), dy.data(), N, D, dx.data(), dw.data());
+  rmsnorm_fast_bwd(p, x.data(), w.data(), rstd.data(), dy.data(), N, D, acc.data(), dw.data(), true);
+  for (int64_t i = 0; i < N * D; ++i)
+    ASSERT_NEAR(acc[i], prior[i] + dx[i], 1e-6f * (std::abs(prior[i]) + std::abs(dx[i]))) << i;
+}
+
 TEST(Embedding, BackwardIsDeterministicAndAccumulates) {
   const int64_t N = 5000, V = 7, D = 70;
   std::vector<int32_t> ids(N);

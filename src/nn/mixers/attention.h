@@ -1,7 +1,10 @@
 // Causal self-attention with GQA/MQA and RoPE (Llama-style, no biases).
 // Config: {"type": "attention", "heads": H, "kv_heads": KVH (default H),
-//          "head_dim": Dh (default d_model / H), "rope_theta": 10000}
-// Weights: w_qkv [(H + 2 KVH) Dh, D] (q | k | v rows), w_o [D, H Dh].
+//          "head_dim": Dh (default d_model / H), "rope_theta": 10000,
+//          "window": W (default 0 = none; a query sees itself and the W - 1 keys before it),
+//          "softcap": c (default 0 = none; scores s -> c tanh(s / c)),
+//          "sinks": false (a learned logit per head that joins the softmax denominator)}
+// Weights: w_qkv [(H + 2 KVH) Dh, D] (q | k | v rows), w_o [D, H Dh], sinks [H] when enabled.
 #pragma once
 
 #include "nn/mixer.h"
@@ -15,6 +18,10 @@ struct AttentionMixerParams {
   int64_t kv_heads = 0;
   int64_t head_dim = 0;
   double rope_theta = 10000.0;
+  int64_t window = 0;
+  double softcap = 0.0;
+  bool sinks = false;
+  ops::AttentionParams attention_params() const;
   static Result<AttentionMixerParams> parse(const nlohmann::json& cfg, const std::string& path, int64_t d_model);
 };
 
@@ -32,7 +39,7 @@ class AttentionMixer final : public Mixer {
  private:
   AttentionMixerParams p_;
   int64_t d_model_;
-  ag::Var w_qkv_, w_o_;
+  ag::Var w_qkv_, w_o_, sinks_;  // sinks_ [H], defined when p_.sinks
 };
 
 }  // namespace speedlm::nn

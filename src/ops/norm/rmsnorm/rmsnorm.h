@@ -28,7 +28,9 @@ void rmsnorm_ref_bwd(const RmsNormParams& p, const T* x, const T* w, const T* dy
 // matmul, written while the row is in cache instead of by a separate conversion pass.
 void rmsnorm_fast_fwd(const RmsNormParams& p, const float* x, const float* w, int64_t N, int64_t D, float* y,
                       float* rstd, uint16_t* y16 = nullptr);
+// accumulate_dx: dx += instead of dx = (an input whose gradient other consumers already wrote,
+// without a scratch buffer and a second pass to add it).
 void rmsnorm_fast_bwd(const RmsNormParams& p, const float* x, const float* w, const float* rstd, const float* dy,
-                      int64_t N, int64_t D, float* dx, float* dw);
+                      int64_t N, int64_t D, float* dx, float* dw, bool accumulate_dx = false);
 
 }  // namespace speedlm::ops

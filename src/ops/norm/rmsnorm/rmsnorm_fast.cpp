@@ -51,7 +51,7 @@ void rmsnorm_fast_fwd(const RmsNormParams& p, const float* x, const float* w, in
 }
 
 void rmsnorm_fast_bwd(const RmsNormParams&, const float* x, const float* w, const float* rstd, const float* dy,
-                      int64_t N, int64_t D, float* dx, float* dw) {
+                      int64_t N, int64_t D, float* dx, float* dw, bool accumulate_dx) {
   if (N <= 0) return;
   // dw is a sum over rows: each chunk of rows owns a partial row (padded to a cache line),
   // and the partials are added in chunk order, so the result is race-free and deterministic.
@@ -73,11 +73,15 @@ void rmsnorm_fast_bwd(const RmsNormParams&, const float* x, const float* w, cons
 #pragma omp simd reduction(+ : dot_gwx)
         for (int64_t d = 0; d < D; ++d) dot_gwx += g[d] * w[d] * xr[d];
         float k = r * r * dot_gwx / static_cast<float>(D);
+        if (accumulate_dx) {
 #pragma omp simd
-        for (int64_t d = 0; d < D; ++d) {
-          dxr[d] = r * (g[d] * w[d] - xr[d] * k);
-          pc[d] += g[d] * xr[d] * r;
+          for (int64_t d = 0; d < D; ++d) dxr[d] += r * (g[d] * w[d] - xr[d] * k);
+        } else {
+#pragma omp simd
+          for (int64_t d = 0; d < D; ++d) dxr[d] = r * (g[d] * w[d] - xr[d] * k);
         }
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) pc[d] += g[d] * xr[d] * r;
       }
     }
   });

@@ -30,5 +30,12 @@ void rope_fast_fwd(const RopeParams& p, const float* x, const int32_t* pos, int6
                    int64_t Dh, float* y);
 void rope_fast_bwd(const RopeParams& p, const float* dy, const int32_t* pos, int64_t B, int64_t T, int64_t H,
                    int64_t Dh, float* dx);
+// The same on rows with their own strides: row (b, t) of x starts at x + (b T + t) x_row, so q
+// and k are rotated straight out of (and their gradients into) a fused qkv projection.
+// x and y may be the same memory only with equal strides.
+void rope_fast_fwd_rows(const RopeParams& p, const float* x, int64_t x_row, const int32_t* pos, int64_t B, int64_t T,
+                        int64_t H, int64_t Dh, float* y, int64_t y_row);
+void rope_fast_bwd_rows(const RopeParams& p, const float* dy, int64_t dy_row, const int32_t* pos, int64_t B,
+                        int64_t T, int64_t H, int64_t Dh, float* dx, int64_t dx_row);
 
 }  // namespace speedlm::ops

@@ -56,8 +56,9 @@ const double* inv_freqs(float theta, int64_t Dh) {
   return freqs.data();
 }
 
-void rope_fast_rotate(const RopeParams& p, const float* x, const int32_t* pos, int64_t B, int64_t T, int64_t H,
-                      int64_t Dh, float sign, float* y) {
+// x and y rows (one per (b, t)) start x_row and y_row floats apart.
+void rope_fast_rotate(const RopeParams& p, const float* x, int64_t x_row, const int32_t* pos, int64_t B, int64_t T,
+                      int64_t H, int64_t Dh, float sign, float* y, int64_t y_row) {
   const int64_t half = Dh / 2;
   const double* inv_freq = inv_freqs(p.theta, Dh);
   parallel_for(B * T, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, H * Dh)), [&](int64_t t0, int64_t t1) {
@@ -67,8 +68,8 @@ void rope_fast_rotate(const RopeParams& p, const float* x, const int32_t* pos, i
         int64_t nb = std::min(kBlock, half - i0);
         sincos_block(static_cast<double>(pos[bt]), inv_freq + i0, nb, sign, c, s);
         for (int64_t h = 0; h < H; ++h) {
-          const float* xr = x + (bt * H + h) * Dh + i0;
-          float* yr = y + (bt * H + h) * Dh + i0;
+          const float* xr = x + bt * x_row + h * Dh + i0;
+          float* yr = y + bt * y_row + h * Dh + i0;
           // Both values of a pair are read before either is written: y may alias x.
 #pragma omp simd
           for (int64_t i = 0; i < nb; ++i) {
@@ -85,12 +86,22 @@ void rope_fast_rotate(const RopeParams& p, const float* x, const int32_t* pos, i
 
 void rope_fast_fwd(const RopeParams& p, const float* x, const int32_t* pos, int64_t B, int64_t T, int64_t H,
                    int64_t Dh, float* y) {
-  rope_fast_rotate(p, x, pos, B, T, H, Dh, 1.0f, y);
+  rope_fast_rotate(p, x, H * Dh, pos, B, T, H, Dh, 1.0f, y, H * Dh);
 }
 
 void rope_fast_bwd(const RopeParams& p, const float* dy, const int32_t* pos, int64_t B, int64_t T, int64_t H,
                    int64_t Dh, float* dx) {
-  rope_fast_rotate(p, dy, pos, B, T, H, Dh, -1.0f, dx);
+  rope_fast_rotate(p, dy, H * Dh, pos, B, T, H, Dh, -1.0f, dx, H * Dh);
+}
+
+void rope_fast_fwd_rows(const RopeParams& p, const float* x, int64_t x_row, const int32_t* pos, int64_t B, int64_t T,
+                        int64_t H, int64_t Dh, float* y, int64_t y_row) {
+  rope_fast_rotate(p, x, x_row, pos, B, T, H, Dh, 1.0f, y, y_row);
+}
+
+void rope_fast_bwd_rows(const RopeParams& p, const float* dy, int64_t dy_row, const int32_t* pos, int64_t B,
+                        int64_t T, int64_t H, int64_t Dh, float* dx, int64_t dx_row) {
+  rope_fast_rotate(p, dy, dy_row, pos, B, T, H, Dh, -1.0f, dx, dx_row);
 }
 
 }  // namespace speedlm::ops

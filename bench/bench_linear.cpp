@@ -1,0 +1,200 @@
+// Linear-attention kernels and recurrent decoding.
+//   BM_{simple_gla,gla}_chunk_{fwd,fwd_bwd}: chunk form against T = 1k .. 32k (linear cost),
+//     GFLOP/s and its fraction of the BLAS GEMM rate measured in the same run (gemm_frac);
+//   BM_attention_plain_fwd_bwd_same_width: softmax attention of the same B, H, head dim;
+//   BM_decode_<mixer>: decode tokens/s of one mixer layer (d_model 384, configs/<mixer>.json)
+//     after prefilling a context of 1k .. 32k tokens; state_bytes shows the state stays constant.
+#include <benchmark/benchmark.h>
+
+#include <map>
+#include <memory>
+#include <utility>
+
+#include "autograd/var.h"
+#include "core/parallel.h"
+#include "core/rng.h"
+#include "nn/mixer.h"
+#include "ops/attention/attention/attention.h"
+#include "ops/linear/gla/gla.h"
+#include "ops/linear/simple_gla/simple_gla.h"
+
+namespace speedlm {
+double measure_gemm_gflops(int threads, bool bf16);
+}
+
+namespace speedlm::ops {
+
+namespace {
+
+constexpr int64_t kH = 4, kK = 64, kV = 64, kChunk = 64;
+
+double gemm_rate() {
+  static const double rate = measure_gemm_gflops(num_threads(), false);
+  return rate;
+}
+
+// Flops of the chunk form as executed, per token and head (README.md): the forward is
+// K^T V (states) + Q S (inter) + Q K^T and A V (full C x C blocks): 4 K V + 2 C (K + V);
+// the backward adds recomputed states, the dS pass, dV (2 GEMMs), dQ/dK inter, dA, dQ/dK intra:
+// 10 K V + 2 C (3 K + 2 V).
+double chunk_flops(int64_t T, bool with_bwd) {
+  double per = 4.0 * kK * kV + 2.0 * kChunk * (kK + kV);
+  if (with_bwd) per += 10.0 * kK * kV + 2.0 * kChunk * (3.0 * kK + 2.0 * kV);
+  return per * static_cast<double>(T * kH);
+}
+
+Tensor randn(Shape s, uint64_t seed, float std = 1.0f, float mean = 0.0f) {
+  Tensor t = Tensor::empty(std::move(s));
+  Rng rng(seed);
+  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = mean + std * rng.normal();
+  return t;
+}
+
+struct LinearInputs {
+  int64_t T;
+  bool per_channel;
+  Tensor q, k, v, g, o, d_o, dq, dk, dv, dg;
+  LinearInputs(int64_t T_, bool per_channel_) : T(T_), per_channel(per_channel_) {
+    q = randn({1, T, kH, kK}, 1, 0.125f);
+    k = randn({1, T, kH, kK}, 2, 0.125f);
+    v = randn({1, T, kH, kV}, 3);
+    g = per_channel ? randn({1, T, kH, kK}, 4, 0.01f, -0.05f) : randn({1, T, kH}, 4, 0.01f, -0.05f);
+    o = Tensor::empty(v.shape());
+    d_o = randn(v.shape(), 5);
+    dq = Tensor::empty(q.shape()), dk = Tensor::empty(k.shape()), dv = Tensor::empty(v.shape());
+    dg = Tensor::empty(g.shape());
+  }
+  void fwd() {
+    if (per_channel)
+      gla_chunk_fwd({0.0f, kChunk}, {1, T, kH, kK, kV}, q.f32(), k.f32(), v.f32(), g.f32(), nullptr, o.f32(), nullptr);
+    else
+      simple_gla_chunk_fwd({0.0f, kChunk}, {1, T, kH, kK, kV}, q.f32(), k.f32(), v.f32(), g.f32(), nullptr, o.f32(),
+                           nullptr);
+  }
+  void bwd() {
+    if (per_channel)
+      gla_chunk_bwd({0.0f, kChunk}, {1, T, kH, kK, kV}, q.f32(), k.f32(), v.f32(), g.f32(), nullptr, d_o.f32(),
+                    nullptr, dq.f32(), dk.f32(), dv.f32(), dg.f32(), nullptr);
+    else
+      simple_gla_chunk_bwd({0.0f, kChunk}, {1, T, kH, kK, kV}, q.f32(), k.f32(), v.f32(), g.f32(), nullptr, d_o.f32(),
+                           nullptr, dq.f32(), dk.f32(), dv.f32(), dg.f32(), nullptr);
+  }
+};
+
+void set_rate(benchmark::State& state, double flops) {
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
+// gemm_frac = (flops / time) / GEMM rate, with the GEMM rate measured once per run.
+void run_chunk(benchmark::State& state, bool per_channel, bool with_bwd) {
+  LinearInputs in(state.range(0), per_channel);
+  const double rate = gemm_rate();
+  for (auto _ : state) {
+    in.fwd();
+    if (with_bwd) in.bwd();
+  }
+  const double flops = chunk_flops(in.T, with_bwd);
+  set_rate(state, flops);
+  state.counters["gemm_GFLOP/s"] = rate;
+  state.counters["gemm_frac"] = benchmark::Counter(flops / rate * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void lengths(benchmark::internal::Benchmark* b) {
+  b->ArgName("T");
+  for (int64_t t : {1024, 2048, 4096, 8192, 16384, 32768}) b->Arg(t);
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+}  // namespace
+
+static void BM_simple_gla_chunk_fwd(benchmark::State& s) { run_chunk(s, false, false); }
+static void BM_simple_gla_chunk_fwd_bwd(benchmark::State& s) { run_chunk(s, false, true); }
+static void BM_gla_chunk_fwd(benchmark::State& s) { run_chunk(s, true, false); }
+static void BM_gla_chunk_fwd_bwd(benchmark::State& s) { run_chunk(s, true, true); }
+BENCHMARK(BM_simple_gla_chunk_fwd)->Apply(lengths);
+BENCHMARK(BM_simple_gla_chunk_fwd_bwd)->Apply(lengths);
+BENCHMARK(BM_gla_chunk_fwd)->Apply(lengths);
+BENCHMARK(BM_gla_chunk_fwd_bwd)->Apply(lengths);
+
+// Softmax attention of the same width: B = 1, H = 4 heads of 64, causal.
+static void BM_attention_plain_fwd_bwd_same_width(benchmark::State& state) {
+  const int64_t T = state.range(0);
+  AttentionParams p;
+  AttentionDims d{1, T, T, kH, kH, kK};
+  Tensor q = randn({1, T, kH, kK}, 1), k = randn(q.shape(), 2), v = randn(q.shape(), 3), d_o = randn(q.shape(), 4);
+  Tensor o = Tensor::empty(q.shape()), lse = Tensor::empty({1, kH, T});
+  Tensor dq = Tensor::empty(q.shape()), dk = Tensor::empty(q.shape()), dv = Tensor::empty(q.shape());
+  for (auto _ : state) {
+    attention_plain_fwd(p, d, q.f32(), k.f32(), v.f32(), o.f32(), lse.f32());
+    attention_plain_bwd(p, d, q.f32(), k.f32(), v.f32(), o.f32(), lse.f32(), d_o.f32(), dq.f32(), dk.f32(), dv.f32());
+  }
+}
+BENCHMARK(BM_attention_plain_fwd_bwd_same_width)->Arg(8192)->ArgName("T")->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace speedlm::ops
+
+namespace speedlm {
+
+namespace {
+
+constexpr int64_t kDModel = 384;
+
+nlohmann::json mixer_config(const std::string& type) {
+  if (type == "linear_attention")
+    return {{"type", type}, {"heads", 6}, {"key_dim", 64}, {"value_dim", 64}, {"feature_map", "elu"}};
+  if (type == "retnet") return {{"type", type}, {"heads", 6}, {"key_dim", 64}, {"value_dim", 128}};
+  if (type == "gla") return {{"type", type}, {"heads", 6}, {"key_dim", 32}, {"value_dim", 64}};
+  return {{"type", type}, {"head_dim", 64}, {"state_dim", 64}, {"expand", 2}, {"conv", 4}};
+}
+
+// One mixer layer with a state prefilled to `context` tokens (chunk form), kept across runs.
+struct Prefilled {
+  std::unique_ptr<nn::Mixer> mixer;
+  std::unique_ptr<MixerState> state;
+};
+
+Prefilled& prefilled(const std::string& type, int64_t context) {
+  static std::map<std::pair<std::string, int64_t>, Prefilled> cache;
+  auto key = std::make_pair(type, context);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  Prefilled p;
+  p.mixer = nn::make_mixer(mixer_config(type), kDModel);
+  p.mixer->init({}, 1);
+  p.state = p.mixer->make_state(1);
+  ag::NoGradGuard guard;
+  constexpr int64_t kPiece = 4096;
+  for (int64_t t0 = 0; t0 < context; t0 += kPiece) {
+    const int64_t n = std::min(kPiece, context - t0);
+    p.mixer->forward(ag::Var(ops::randn({n, kDModel}, 7 + t0)), 1, n, p.state.get());
+  }
+  return cache.emplace(key, std::move(p)).first->second;
+}
+
+void run_decode(benchmark::State& state, const std::string& type) {
+  Prefilled& p = prefilled(type, state.range(0));
+  Tensor x = ops::randn({1, kDModel}, 9);
+  for (auto _ : state) benchmark::DoNotOptimize(p.mixer->step(x, *p.state).f32());
+  state.SetItemsProcessed(state.iterations());
+  state.counters["state_bytes"] = static_cast<double>(p.state->bytes());
+}
+
+void contexts(benchmark::internal::Benchmark* b) {
+  b->ArgName("context");
+  for (int64_t c : {1024, 4096, 32768}) b->Arg(c);
+  b->Iterations(2000)->Unit(benchmark::kMicrosecond)->UseRealTime();
+}
+
+}  // namespace
+
+static void BM_decode_linear_attention(benchmark::State& s) { run_decode(s, "linear_attention"); }
+static void BM_decode_retnet(benchmark::State& s) { run_decode(s, "retnet"); }
+static void BM_decode_gla(benchmark::State& s) { run_decode(s, "gla"); }
+static void BM_decode_mamba2(benchmark::State& s) { run_decode(s, "mamba2"); }
+BENCHMARK(BM_decode_linear_attention)->Apply(contexts);
+BENCHMARK(BM_decode_retnet)->Apply(contexts);
+BENCHMARK(BM_decode_gla)->Apply(contexts);
+BENCHMARK(BM_decode_mamba2)->Apply(contexts);
+
+}  // namespace speedlm

@@ -1,0 +1,274 @@
+#include "ops/linear/common/chunk_engine.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/parallel.h"
+#include "core/simd_math.h"
+#include "ops/linalg/gemm/gemm.h"
+#include "speedlm/tensor.h"
+
+namespace speedlm::ops::linear_chunk {
+
+namespace {
+
+struct Grid {
+  const Problem& p;
+  int64_t N = (p.T + p.C - 1) / p.C;  // chunks per sequence
+  int64_t KV = p.K * p.V;
+  int64_t len(int64_t n) const { return std::min(p.C, p.T - n * p.C); }
+  // Offsets of row t0 of head (b, h) in [B, T, H, K] and [B, T, H, V].
+  int64_t k_at(int64_t bh, int64_t t0) const { return ((bh / p.H * p.T + t0) * p.H + bh % p.H) * p.K; }
+  int64_t v_at(int64_t bh, int64_t t0) const { return ((bh / p.H * p.T + t0) * p.H + bh % p.H) * p.V; }
+};
+
+// G[t, k] = sum_{s <= t} g_s (in-chunk inclusive cumsum), broadcast over k for a per-head gate.
+void load_gates(const Grid& gr, const float* g, int64_t bh, int64_t t0, int64_t L, float* G) {
+  const Problem& p = gr.p;
+  const int64_t K = p.K;
+  if (p.gate_width == 0) {
+    std::fill(G, G + L * K, 0.0f);
+    return;
+  }
+  const int64_t b = bh / p.H, h = bh % p.H;
+  for (int64_t t = 0; t < L; ++t) {
+    const float* gt = g + ((b * p.T + t0 + t) * p.H + h) * p.gate_width;
+    float* Gt = G + t * K;
+    const float* Gp = t > 0 ? Gt - K : nullptr;
+    for (int64_t kk = 0; kk < K; ++kk) Gt[kk] = (Gp ? Gp[kk] : 0.0f) + gt[p.gate_width == 1 ? 0 : kk];
+  }
+}
+
+// out[t, k] = x[t, k] * exp(G[t, k] - G[L-1, k]) ... in the two sign conventions the kernels need:
+// to_end: factor exp(G_last - G_t) (<= 1); from_start: factor exp(G_t) * scale (<= scale).
+void scale_rows_to_end(const float* x, int64_t ldx, const float* G, int64_t L, int64_t K, float* out, int64_t ldo) {
+  const float* Gl = G + (L - 1) * K;
+  for (int64_t t = 0; t < L; ++t) {
+#pragma omp simd
+    for (int64_t kk = 0; kk < K; ++kk) out[t * ldo + kk] = x[t * ldx + kk] * exp_f32(Gl[kk] - G[t * K + kk]);
+  }
+}
+void scale_rows_from_start(const float* x, int64_t ldx, const float* G, int64_t L, int64_t K, float s, float* out,
+                           int64_t ldo) {
+  for (int64_t t = 0; t < L; ++t) {
+#pragma omp simd
+    for (int64_t kk = 0; kk < K; ++kk) out[t * ldo + kk] = s * x[t * ldx + kk] * exp_f32(G[t * K + kk]);
+  }
+}
+
+// Tasks per thread so that each parallel region carries >= ~30 us of work (DESIGN.md):
+// about 1e6 flops at the small-GEMM rates these kernels reach.
+int64_t grain_for(double flops_per_task) { return std::max<int64_t>(1, static_cast<int64_t>(1e6 / flops_per_task)); }
+
+// Every (b, h, chunk) task, threaded, each thread with its own workspace of `ws` floats.
+template <typename Fn>
+void for_chunks(const Grid& gr, int64_t ws, Fn&& fn) {
+  const Problem& p = gr.p;
+  const int64_t BH = p.B * p.H;
+  const double flops = 2.0 * p.C * (3.0 * p.K * p.V + static_cast<double>(p.C) * (p.K + p.V));
+  parallel_for(BH * gr.N, grain_for(flops), [&](int64_t i0, int64_t i1) {
+    std::vector<float> w(static_cast<size_t>(ws));
+    for (int64_t i = i0; i < i1; ++i) fn(i / gr.N, i % gr.N, w.data());
+  });
+}
+
+// states: [BH, N+1, K, V] with slot n = state entering chunk n; decay: [BH, N, K] = exp(G_last).
+// Slot n+1 first receives chunk n's contribution U_n = (K o exp(G_last - G))^T V (parallel),
+// then one sequential scan per head turns it into S_{n+1} = decay_n o S_n + U_n.
+void compute_states(const Grid& gr, const float* k, const float* v, const float* g, const float* h0, float* states,
+                    float* decay) {
+  const Problem& p = gr.p;
+  const int64_t K = p.K, V = p.V, C = p.C, N = gr.N, KV = gr.KV;
+  for_chunks(gr, 2 * C * K, [&](int64_t bh, int64_t n, float* w) {
+    float *G = w, *Kd = w + C * K;
+    const int64_t t0 = n * C, L = gr.len(n);
+    load_gates(gr, g, bh, t0, L, G);
+    scale_rows_to_end(k + gr.k_at(bh, t0), p.H * K, G, L, K, Kd, K);
+    gemm(true, false, K, V, L, 1.0f, Kd, K, v + gr.v_at(bh, t0), p.H * V, 0.0f, states + (bh * (N + 1) + n + 1) * KV,
+         V);
+    for (int64_t kk = 0; kk < K; ++kk) decay[(bh * N + n) * K + kk] = exp_f32(G[(L - 1) * K + kk]);
+  });
+  parallel_for(p.B * p.H, grain_for(2.0 * gr.N * KV), [&](int64_t b0, int64_t b1) {
+    for (int64_t bh = b0; bh < b1; ++bh) {
+      float* S = states + bh * (N + 1) * KV;
+      if (h0) std::memcpy(S, h0 + bh * KV, sizeof(float) * KV);
+      else std::fill(S, S + KV, 0.0f);
+      for (int64_t n = 0; n < N; ++n) {
+        const float* dc = decay + (bh * N + n) * K;
+        const float* cur = S + n * KV;
+        float* next = S + (n + 1) * KV;
+        for (int64_t kk = 0; kk < K; ++kk) {
+#pragma omp simd
+          for (int64_t vv = 0; vv < V; ++vv) next[kk * V + vv] += dc[kk] * cur[kk * V + vv];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void chunk_fwd(const Problem& p, const Intra& intra, const float* q, const float* k, const float* v, const float* g,
+               const float* h0, float* o, float* ht) {
+  Grid gr{p};
+  const int64_t K = p.K, V = p.V, C = p.C, N = gr.N, KV = gr.KV, BH = p.B * p.H;
+  if (N == 0) {
+    if (ht) for (int64_t i = 0; i < BH * KV; ++i) ht[i] = h0 ? h0[i] : 0.0f;
+    return;
+  }
+  Tensor states = Tensor::empty({BH, N + 1, K, V}), decay = Tensor::empty({BH, N, K});
+  compute_states(gr, k, v, g, h0, states.f32(), decay.f32());
+  for_chunks(gr, 2 * C * K + C * C, [&](int64_t bh, int64_t n, float* w) {
+    float *G = w, *Qg = w + C * K, *A = w + 2 * C * K;
+    const int64_t t0 = n * C, L = gr.len(n);
+    load_gates(gr, g, bh, t0, L, G);
+    const float *qc = q + gr.k_at(bh, t0), *kc = k + gr.k_at(bh, t0), *vc = v + gr.v_at(bh, t0);
+    float* oc = o + gr.v_at(bh, t0);
+    scale_rows_from_start(qc, p.H * K, G, L, K, p.scale, Qg, K);
+    gemm(false, false, L, V, K, 1.0f, Qg, K, states.f32() + (bh * (N + 1) + n) * KV, V, 0.0f, oc, p.H * V);
+    intra.scores(ChunkView{L, K, V, qc, kc, vc, p.H * K, p.H * V, G}, p.scale, A);
+    gemm(false, false, L, V, L, 1.0f, A, L, vc, p.H * V, 1.0f, oc, p.H * V);
+  });
+  if (ht)
+    for (int64_t bh = 0; bh < BH; ++bh) std::memcpy(ht + bh * KV, states.f32() + (bh * (N + 1) + N) * KV, sizeof(float) * KV);
+}
+
+void chunk_bwd(const Problem& p, const Intra& intra, const float* q, const float* k, const float* v, const float* g,
+               const float* h0, const float* d_o, const float* d_ht, float* dq, float* dk, float* dv, float* dg,
+               float* dh0) {
+  Grid gr{p};
+  const int64_t K = p.K, V = p.V, C = p.C, N = gr.N, KV = gr.KV, BH = p.B * p.H;
+  if (N == 0) {
+    if (dh0) for (int64_t i = 0; i < BH * KV; ++i) dh0[i] = d_ht ? d_ht[i] : 0.0f;
+    return;
+  }
+  Tensor states = Tensor::empty({BH, N + 1, K, V}), decay = Tensor::empty({BH, N, K});
+  Tensor dstates = Tensor::empty({BH, N + 1, K, V});
+  float *St = states.f32(), *dSt = dstates.f32();
+  compute_states(gr, k, v, g, h0, St, decay.f32());
+  // Slot n of dstates first receives W_n = scale (Q o exp(G))^T dO of chunk n, then the reverse
+  // scan turns it into dL/d(state entering chunk n) = decay_n o dS_{n+1} + W_n; slot N = d_ht.
+  for_chunks(gr, 2 * C * K, [&](int64_t bh, int64_t n, float* w) {
+    float *G = w, *Qg = w + C * K;
+    const int64_t t0 = n * C, L = gr.len(n);
+    load_gates(gr, g, bh, t0, L, G);
+    scale_rows_from_start(q + gr.k_at(bh, t0), p.H * K, G, L, K, p.scale, Qg, K);
+    gemm(true, false, K, V, L, 1.0f, Qg, K, d_o + gr.v_at(bh, t0), p.H * V, 0.0f, dSt + (bh * (N + 1) + n) * KV, V);
+  });
+  parallel_for(BH, grain_for(2.0 * N * KV), [&](int64_t b0, int64_t b1) {
+    for (int64_t bh = b0; bh < b1; ++bh) {
+      float* dS = dSt + bh * (N + 1) * KV;
+      if (d_ht) std::memcpy(dS + N * KV, d_ht + bh * KV, sizeof(float) * KV);
+      else std::fill(dS + N * KV, dS + (N + 1) * KV, 0.0f);
+      for (int64_t n = N - 1; n >= 0; --n) {
+        const float* dc = decay.f32() + (bh * N + n) * K;
+        for (int64_t kk = 0; kk < K; ++kk) {
+#pragma omp simd
+          for (int64_t vv = 0; vv < V; ++vv) dS[n * KV + kk * V + vv] += dc[kk] * dS[(n + 1) * KV + kk * V + vv];
+        }
+      }
+      if (dh0) std::memcpy(dh0 + bh * KV, dS, sizeof(float) * KV);
+    }
+  });
+  for_chunks(gr, 5 * C * K + 2 * C * C + C + 2 * K, [&](int64_t bh, int64_t n, float* w) {
+    float *G = w, *Kd = w + C * K, *dKi = w + 2 * C * K, *dQa = w + 3 * C * K, *dKa = w + 4 * C * K;
+    float *A = w + 5 * C * K, *dA = A + C * C, *diag = dA + C * C, *rev = diag + C, *pre = rev + K;
+    const int64_t t0 = n * C, L = gr.len(n), ldk = p.H * K, ldv = p.H * V;
+    load_gates(gr, g, bh, t0, L, G);
+    const float *qc = q + gr.k_at(bh, t0), *kc = k + gr.k_at(bh, t0), *vc = v + gr.v_at(bh, t0);
+    const float *doc = d_o + gr.v_at(bh, t0), *S = St + (bh * (N + 1) + n) * KV, *dS = dSt + (bh * (N + 1) + n + 1) * KV;
+    float *dqc = dq + gr.k_at(bh, t0), *dkc = dk + gr.k_at(bh, t0), *dvc = dv + gr.v_at(bh, t0);
+    const ChunkView cv{L, K, V, qc, kc, vc, ldk, ldv, G};
+    intra.scores(cv, p.scale, A);
+    gemm(false, true, L, L, V, 1.0f, doc, ldv, vc, ldv, 0.0f, dA, L);
+    // dV = A^T dO + (K o exp(G_last - G)) dS
+    gemm(true, false, L, V, L, 1.0f, A, L, doc, ldv, 0.0f, dvc, ldv);
+    scale_rows_to_end(kc, ldk, G, L, K, Kd, K);
+    gemm(false, false, L, V, K, 1.0f, Kd, K, dS, V, 1.0f, dvc, ldv);
+    // Inter-chunk parts: dq = scale exp(G) o (dO S^T) (in dq), dk = exp(G_last - G) o (V dS^T) (in dKi).
+    gemm(false, true, L, K, V, 1.0f, doc, ldv, S, V, 0.0f, dqc, ldk);
+    gemm(false, true, L, K, V, 1.0f, vc, ldv, dS, V, 0.0f, dKi, K);
+    const float* Gl = G + (L - 1) * K;
+    for (int64_t t = 0; t < L; ++t) {
+#pragma omp simd
+      for (int64_t kk = 0; kk < K; ++kk) {
+        dqc[t * ldk + kk] *= p.scale * exp_f32(G[t * K + kk]);
+        dKi[t * K + kk] *= exp_f32(Gl[kk] - G[t * K + kk]);
+      }
+    }
+    // Intra-chunk parts below the diagonal (dQa, dKa); the diagonal (exp(0) = 1 for every gate)
+    // is added last, so the gate gradient never subtracts two O(1) diagonal terms.
+    for (int64_t t = 0; t < L; ++t) diag[t] = p.scale * dA[t * L + t];
+    std::fill(dQa, dQa + L * K, 0.0f);
+    std::fill(dKa, dKa + L * K, 0.0f);
+    intra.score_grads(cv, p.scale, dA, dQa, dKa, K);
+    if (p.gate_width > 0) {
+      // g_t moves G_u for u >= t: dg_t = sum_{u>=t} q_u o dq_u - sum_{u>=t} k_u o dk_u^intra
+      //   + sum_{s<t} k_s o dk_s^inter + exp(G_last) o rowsum(S o dS).
+      // Each sum is taken directly (no difference of two cumulated totals), so strongly decayed
+      // gates keep their tiny gradients accurate.
+      const float* dc = decay.f32() + (bh * N + n) * K;
+      for (int64_t kk = 0; kk < K; ++kk) {
+        float state = 0.0f;
+        for (int64_t vv = 0; vv < V; ++vv) state += S[kk * V + vv] * dS[kk * V + vv];
+        rev[kk] = 0.0f;
+        pre[kk] = dc[kk] * state;
+      }
+      for (int64_t t = L - 1; t >= 0; --t)
+        for (int64_t kk = 0; kk < K; ++kk) {
+          rev[kk] += qc[t * ldk + kk] * (dqc[t * ldk + kk] + dQa[t * K + kk]) - kc[t * ldk + kk] * dKa[t * K + kk];
+          Kd[t * K + kk] = rev[kk];  // Kd is free now
+        }
+      for (int64_t t = 0; t < L; ++t) {
+        float* gt = dg + ((bh / p.H * p.T + t0 + t) * p.H + bh % p.H) * p.gate_width;
+        float total = 0.0f;
+        for (int64_t kk = 0; kk < K; ++kk) {
+          const float v_t = Kd[t * K + kk] + pre[kk];
+          pre[kk] += kc[t * ldk + kk] * dKi[t * K + kk];
+          if (p.gate_width == 1) total += v_t;
+          else gt[kk] = v_t;
+        }
+        if (p.gate_width == 1) gt[0] = total;
+      }
+    }
+    for (int64_t t = 0; t < L; ++t) {
+#pragma omp simd
+      for (int64_t kk = 0; kk < K; ++kk) {
+        dqc[t * ldk + kk] += dQa[t * K + kk] + diag[t] * kc[t * ldk + kk];
+        dkc[t * ldk + kk] = dKi[t * K + kk] + dKa[t * K + kk] + diag[t] * qc[t * ldk + kk];
+      }
+    }
+  });
+}
+
+void recurrent_step(const Problem& p, const float* q, const float* k, const float* v, const float* g, float* state,
+                    float* o) {
+  const int64_t K = p.K, V = p.V, KV = K * V;
+  parallel_for(p.B * p.H, grain_for(4.0 * p.T * KV), [&](int64_t b0, int64_t b1) {
+    for (int64_t bh = b0; bh < b1; ++bh) {
+      const int64_t b = bh / p.H, h = bh % p.H;
+      float* S = state + bh * KV;
+      for (int64_t t = 0; t < p.T; ++t) {
+        const int64_t row = (b * p.T + t) * p.H + h;
+        const float *qt = q + row * K, *kt = k + row * K, *vt = v + row * V;
+        float* ot = o + row * V;
+        for (int64_t kk = 0; kk < K; ++kk) {
+          float a = p.gate_width == 0 ? 1.0f : exp_f32(g[row * p.gate_width + (p.gate_width == 1 ? 0 : kk)]);
+          float* Sk = S + kk * V;
+#pragma omp simd
+          for (int64_t vv = 0; vv < V; ++vv) Sk[vv] = a * Sk[vv] + kt[kk] * vt[vv];
+        }
+        std::fill(ot, ot + V, 0.0f);
+        for (int64_t kk = 0; kk < K; ++kk) {
+          const float s = p.scale * qt[kk];
+          const float* Sk = S + kk * V;
+#pragma omp simd
+          for (int64_t vv = 0; vv < V; ++vv) ot[vv] += s * Sk[vv];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace speedlm::ops::linear_chunk

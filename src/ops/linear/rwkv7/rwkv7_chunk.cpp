@@ -1,0 +1,437 @@
+// Chunk form of RWKV-7 WKV (README.md "Chunk form"). Per chunk of c tokens, with G the inclusive
+// and Gm the exclusive chunk-local cumsum of w (per key channel):
+//   gated scores  Aqk = (q, k), Aqb = (q, b) over s <= t, Aak = (a, k), Aab = (a, b) over s < t,
+//                 (x, y)_ts = sum_d x_td y_sd exp(Gx_td - G_sd)   (Gx = G for q, Gm for a)
+//   SA = (I - Aab)^-1 (Aak V + (a e^Gm) S0)       the rows a_t^T S_{t-1}
+//   O  = scale ((q e^G) S0 + Aqb SA + Aqk V)
+//   S' = e^{G_c} S0 + (b e^{G_c - G})^T SA + (k e^{G_c - G})^T V
+// The scores are GEMMs of (x e^Gx) and (y e^-G) when the chunk's decay stays above e^-80 (always
+// for RWKV-7's bounded w and C <= 128), else they are summed element-wise with non-positive
+// exponents only. Each thread owns whole heads and walks groups of them chunk by chunk.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "core/parallel.h"
+#include "core/simd_math.h"
+#include "ops/linear/common/small_gemm.h"
+#include "ops/linear/rwkv7/rwkv7.h"
+
+namespace speedlm::ops {
+
+namespace {
+
+using Buf = std::vector<float>;
+constexpr float kSafeDecay = 80.0f;  // factorised scores need e^{-G} <= e^80
+
+struct Head {
+  const Rwkv7Dims& d;
+  int64_t C;
+  float scale;
+  const float *q, *w, *k, *v, *a, *b;  // offset to (b, t = 0, h)
+  Buf qc, kc, vc, ac, bc, G, Gm;       // [C, K] ([C, V] for vc)
+  Buf eg, egm, el, qg, ag, kd, bd;     // e^G, e^Gm, e^{Gc - G}, q e^G, a e^Gm, k e^{Gc - G}, b e^{Gc - G}
+  Buf einv, kinv, binv;                // e^-G, k e^-G, b e^-G (factorised scores only)
+  Buf ec;                              // e^{Gc} [K]
+  bool factorised = true;
+
+  Head(const Rwkv7Params& p, const Rwkv7Dims& dd, const float* q_, const float* w_, const float* k_, const float* v_,
+       const float* a_, const float* b_, int64_t bh)
+      : d(dd), C(p.chunk), scale(p.scale) {
+    const int64_t s = (bh / d.H) * d.T * d.H + bh % d.H;
+    q = q_ + s * d.K, w = w_ + s * d.K, k = k_ + s * d.K, a = a_ + s * d.K, b = b_ + s * d.K, v = v_ + s * d.V;
+    for (Buf* x : {&qc, &kc, &ac, &bc, &G, &Gm, &eg, &egm, &el, &qg, &ag, &kd, &bd, &einv, &kinv, &binv})
+      x->resize(C * d.K);
+    vc.resize(C * d.V);
+    ec.resize(d.K);
+  }
+  int64_t chunks() const { return (d.T + C - 1) / C; }
+
+  // Gathers chunk n and its decay factors; returns its length c.
+  int64_t gather(int64_t n) {
+    const int64_t t0 = n * C, c = std::min(C, d.T - t0), K = d.K, V = d.V, HK = d.H * K, HV = d.H * V;
+    for (int64_t t = 0; t < c; ++t) {
+      const int64_t o = (t0 + t) * HK;
+      std::memcpy(&qc[t * K], q + o, sizeof(float) * K);
+      std::memcpy(&kc[t * K], k + o, sizeof(float) * K);
+      std::memcpy(&ac[t * K], a + o, sizeof(float) * K);
+      std::memcpy(&bc[t * K], b + o, sizeof(float) * K);
+      std::memcpy(&vc[t * V], v + (t0 + t) * HV, sizeof(float) * V);
+      for (int64_t x = 0; x < K; ++x) {
+        Gm[t * K + x] = t == 0 ? 0.0f : G[(t - 1) * K + x];
+        G[t * K + x] = Gm[t * K + x] + w[o + x];
+      }
+    }
+    const float* Gc = &G[(c - 1) * K];
+    factorised = true;
+    for (int64_t x = 0; x < K; ++x) {
+      ec[x] = exp_f32(std::min(Gc[x], 0.0f));
+      factorised = factorised && Gc[x] >= -kSafeDecay;
+    }
+    // One exp per element: e^{Gm_t} = e^{G_{t-1}}; factorised, e^{-G} = 1 / e^G (>= e^-80, so
+    // no overflow) and e^{Gc - G} = e^{Gc} e^{-G}.
+    for (int64_t t = 0; t < c; ++t) {
+      const int64_t r = t * K;
+      const float* prev = t > 0 ? &eg[r - K] : ec.data();  // ec only as a placeholder when t = 0
+#pragma omp simd
+      for (int64_t x = 0; x < K; ++x) {
+        const float e = exp_f32(std::min(G[r + x], 0.0f)), em = t > 0 ? prev[x] : 1.0f;
+        const float inv = factorised ? 1.0f / e : 0.0f;
+        const float l = factorised ? ec[x] * inv : exp_f32(std::min(Gc[x] - G[r + x], 0.0f));
+        eg[r + x] = e, egm[r + x] = em, el[r + x] = l, einv[r + x] = inv;
+        qg[r + x] = qc[r + x] * e;
+        ag[r + x] = ac[r + x] * em;
+        kd[r + x] = kc[r + x] * l;
+        bd[r + x] = bc[r + x] * l;
+        kinv[r + x] = kc[r + x] * inv;
+        binv[r + x] = bc[r + x] * inv;
+      }
+    }
+    return c;
+  }
+};
+
+// Mask of the scores: keep s <= t - lag.
+void mask(float* X, int64_t c, int64_t C, int64_t lag) {
+  for (int64_t t = 0; t < c; ++t)
+    for (int64_t s = std::max<int64_t>(0, t - lag + 1); s < c; ++s) X[t * C + s] = 0.0f;
+}
+
+// The score diagonal whose exponent is identically 0: s = t for (q, .) (lag 0), s = t - 1 for
+// (a, .) (lag 1, Gm_t = G_{t-1}). The factorised path computes it as a plain dot product: through
+// e^G and e^-G its gate terms would cancel only up to f32 rounding.
+void lag_diag(int64_t c, int64_t C, int64_t K, const float* x, const float* y, int64_t lag, float* X) {
+  for (int64_t t = lag; t < c; ++t) {
+    float acc = 0.0f;
+    for (int64_t i = 0; i < K; ++i) acc += x[t * K + i] * y[(t - lag) * K + i];
+    X[t * C + t - lag] = acc;
+  }
+}
+
+// X_ts = sum_d x_td y_sd exp(Gx_td - G_sd), element-wise (any decay).
+void direct_scores(const Head& hd, int64_t c, const float* x, const float* Gx, const float* y, bool inclusive,
+                   float* X) {
+  const int64_t K = hd.d.K, C = hd.C;
+  const float* G = hd.G.data();
+  for (int64_t t = 0; t < c; ++t)
+    for (int64_t s = 0; s < c; ++s) {
+      if (s > t || (s == t && !inclusive)) {
+        X[t * C + s] = 0.0f;
+        continue;
+      }
+      float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t i = 0; i < K; ++i)
+        acc += x[t * K + i] * y[s * K + i] * exp_f32(std::min(Gx[t * K + i] - G[s * K + i], 0.0f));
+      X[t * C + s] = acc;
+    }
+}
+
+struct Scores {
+  Buf qk, qb, ak, ab;  // [C, C]
+  explicit Scores(int64_t C) : qk(C * C), qb(C * C), ak(C * C), ab(C * C) {}
+};
+
+void scores(const Head& hd, int64_t c, Scores& sc) {
+  const int64_t K = hd.d.K, C = hd.C;
+  if (hd.factorised) {
+    small_gemm(false, true, c, c, K, 1.0f, hd.qg.data(), K, hd.kinv.data(), K, 0.0f, sc.qk.data(), C);
+    small_gemm(false, true, c, c, K, 1.0f, hd.qg.data(), K, hd.binv.data(), K, 0.0f, sc.qb.data(), C);
+    small_gemm(false, true, c, c, K, 1.0f, hd.ag.data(), K, hd.kinv.data(), K, 0.0f, sc.ak.data(), C);
+    small_gemm(false, true, c, c, K, 1.0f, hd.ag.data(), K, hd.binv.data(), K, 0.0f, sc.ab.data(), C);
+    mask(sc.qk.data(), c, C, 1), mask(sc.qb.data(), c, C, 1), mask(sc.ak.data(), c, C, 2), mask(sc.ab.data(), c, C, 2);
+    lag_diag(c, C, K, hd.qc.data(), hd.kc.data(), 0, sc.qk.data());
+    lag_diag(c, C, K, hd.qc.data(), hd.bc.data(), 0, sc.qb.data());
+    lag_diag(c, C, K, hd.ac.data(), hd.kc.data(), 1, sc.ak.data());
+    lag_diag(c, C, K, hd.ac.data(), hd.bc.data(), 1, sc.ab.data());
+  } else {
+    direct_scores(hd, c, hd.qc.data(), hd.G.data(), hd.kc.data(), true, sc.qk.data());
+    direct_scores(hd, c, hd.qc.data(), hd.G.data(), hd.bc.data(), true, sc.qb.data());
+    direct_scores(hd, c, hd.ac.data(), hd.Gm.data(), hd.kc.data(), false, sc.ak.data());
+    direct_scores(hd, c, hd.ac.data(), hd.Gm.data(), hd.bc.data(), false, sc.ab.data());
+  }
+}
+
+// T = (I - Aab)^-1 by forward substitution: row i is e_i + sum_{m<i} Aab_im T_m.
+void unit_lower_inverse(const float* Aab, int64_t c, int64_t C, float* T) {
+  for (int64_t i = 0; i < c; ++i) {
+    float* Ti = T + i * C;
+    for (int64_t j = 0; j < c; ++j) Ti[j] = j == i ? 1.0f : 0.0f;
+    for (int64_t m = 0; m < i; ++m) {
+      const float x = Aab[i * C + m];
+      const float* Tm = T + m * C;
+      for (int64_t j = 0; j <= m; ++j) Ti[j] += x * Tm[j];
+    }
+  }
+}
+
+// What the backward keeps per head: entering states, SA rows and the inverses.
+struct Saved {
+  Buf S, sa, T;  // [N + 1, K, V], [T, V], [N, C, C]
+};
+
+struct FwdWork {
+  Scores sc;
+  Buf T, r, sa, ob;
+  FwdWork(int64_t C, int64_t V) : sc(C), T(C * C), r(C * V), sa(C * V), ob(C * V) {}
+};
+
+// Chunk n of one head; S [K, V] enters as the state before the chunk and leaves as the state after
+// it; o (head-offset) and saved may be null.
+void chunk_forward(Head& hd, FwdWork& ws, int64_t n, float* S, float* o, Saved* saved) {
+  const int64_t C = hd.C, K = hd.d.K, V = hd.d.V, N = hd.chunks();
+  {
+    const int64_t c = hd.gather(n), t0 = n * C;
+    float *T = saved ? &saved->T[n * C * C] : ws.T.data(), *sa = saved ? &saved->sa[t0 * V] : ws.sa.data();
+    if (saved) std::memcpy(&saved->S[n * K * V], S, sizeof(float) * K * V);
+    scores(hd, c, ws.sc);
+    unit_lower_inverse(ws.sc.ab.data(), c, C, T);
+    small_gemm(false, false, c, V, c, 1.0f, ws.sc.ak.data(), C, hd.vc.data(), V, 0.0f, ws.r.data(), V);
+    small_gemm(false, false, c, V, K, 1.0f, hd.ag.data(), K, S, V, 1.0f, ws.r.data(), V);
+    small_gemm(false, false, c, V, c, 1.0f, T, C, ws.r.data(), V, 0.0f, sa, V);
+    if (o) {
+      small_gemm(false, false, c, V, K, hd.scale, hd.qg.data(), K, S, V, 0.0f, ws.ob.data(), V);
+      small_gemm(false, false, c, V, c, hd.scale, ws.sc.qb.data(), C, sa, V, 1.0f, ws.ob.data(), V);
+      small_gemm(false, false, c, V, c, hd.scale, ws.sc.qk.data(), C, hd.vc.data(), V, 1.0f, ws.ob.data(), V);
+      for (int64_t i = 0; i < c; ++i) std::memcpy(o + (t0 + i) * hd.d.H * V, &ws.ob[i * V], sizeof(float) * V);
+    }
+    for (int64_t x = 0; x < K; ++x)
+      for (int64_t j = 0; j < V; ++j) S[x * V + j] *= hd.ec[x];
+    small_gemm(true, false, K, V, c, 1.0f, hd.bd.data(), K, sa, V, 1.0f, S, V);
+    small_gemm(true, false, K, V, c, 1.0f, hd.kd.data(), K, hd.vc.data(), V, 1.0f, S, V);
+  }
+  if (saved && n == N - 1) std::memcpy(&saved->S[N * K * V], S, sizeof(float) * K * V);
+}
+
+// Heads a thread walks together, chunk by chunk: neighbouring heads of a token row share cache lines
+// and pages, so chunks outer, heads inner. Bounded: the backward keeps Saved per head of a group.
+constexpr int64_t kHeadGroup = 4;
+
+int64_t head_index(const Rwkv7Dims& d, int64_t bh) { return (bh / d.H) * d.T * d.H + bh % d.H; }
+
+}  // namespace
+
+void rwkv7_chunk_fwd(const Rwkv7Params& p, const Rwkv7Dims& d, const float* q, const float* w, const float* k,
+                     const float* v, const float* a, const float* b, const float* h0, float* o, float* ht) {
+  const int64_t KV = d.K * d.V;
+  parallel_for_items(d.B * d.H, [&](int64_t lo, int64_t hi) {
+    FwdWork ws(p.chunk, d.V);
+    for (int64_t g0 = lo; g0 < hi; g0 += kHeadGroup) {
+      const int64_t g1 = std::min(hi, g0 + kHeadGroup);
+      std::vector<Head> heads;
+      heads.reserve(kHeadGroup);
+      for (int64_t bh = g0; bh < g1; ++bh) {
+        heads.emplace_back(p, d, q, w, k, v, a, b, bh);
+        for (int64_t x = 0; x < KV; ++x) ht[bh * KV + x] = h0 ? h0[bh * KV + x] : 0.0f;
+      }
+      for (int64_t n = 0; n < (d.T + p.chunk - 1) / p.chunk; ++n)
+        for (int64_t bh = g0; bh < g1; ++bh)
+          chunk_forward(heads[bh - g0], ws, n, ht + bh * KV, o + head_index(d, bh) * d.V, nullptr);
+    }
+  });
+}
+
+namespace {
+
+struct BwdWork {
+  Scores sc, dsc;
+  Buf dO, dsa, dv, dr, dqg, dag, dkd, dbd, dkinv, dbinv, dS0, dG, dGm, dGc, diag;
+  BwdWork(int64_t C, int64_t K, int64_t V)
+      : sc(C), dsc(C), dO(C * V), dsa(C * V), dv(C * V), dr(C * V), dqg(C * K), dag(C * K), dkd(C * K), dbd(C * K),
+        dkinv(C * K), dbinv(C * K), dS0(K * V), dG(C * K), dGm(C * K), dGc(K), diag(4 * C) {}
+};
+
+// Backward of X_ts = sum_d x_td y_sd exp(Gx_td - G_sd) element-wise: accumulates dx, dy, dGx, dG.
+// Where the exponent is identically 0 (s = t for Gx = G, s = t - 1 for Gx = Gm) the gate terms
+// cancel exactly and are skipped: f32 rounding of O(1) terms would swamp a true dw of ~e^-20.
+void direct_scores_bwd(const Head& hd, int64_t c, const float* dX, const float* x, const float* Gx, const float* y,
+                       bool inclusive, float* dx, float* dy, float* dGx, float* dG) {
+  const int64_t K = hd.d.K, C = hd.C;
+  const float* G = hd.G.data();
+  for (int64_t t = 0; t < c; ++t)
+    for (int64_t s = 0; s < (inclusive ? t + 1 : t); ++s) {
+      const float g = dX[t * C + s];
+      const float gate = s == (inclusive ? t : t - 1) ? 0.0f : 1.0f;
+      float *dxt = dx + t * K, *dys = dy + s * K, *dGxt = dGx + t * K, *dGs = dG + s * K;
+      const float *xt = x + t * K, *ys = y + s * K, *Gxt = Gx + t * K, *Gs = G + s * K;
+#pragma omp simd
+      for (int64_t i = 0; i < K; ++i) {
+        const float e = g * exp_f32(std::min(Gxt[i] - Gs[i], 0.0f)), z = gate * e * xt[i] * ys[i];
+        dxt[i] += e * ys[i];
+        dys[i] += e * xt[i];
+        dGxt[i] += z;
+        dGs[i] -= z;
+      }
+    }
+}
+
+struct HeadGradsF {
+  float *dq, *dw, *dk, *dv, *da, *db;  // head-offset, strided like the inputs
+};
+
+// Chunk n of the reverse pass; dS [K, V] enters as the gradient of the state leaving the chunk and
+// leaves as that of the state entering it. Derivation: README.md "Chunk backward".
+void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const float* d_o, float* dS,
+                    const HeadGradsF& gr) {
+  const int64_t C = hd.C, K = hd.d.K, V = hd.d.V, HK = hd.d.H * K, HV = hd.d.H * V;
+  const int64_t c = hd.gather(n), t0 = n * C;
+  const float *S0 = &sv.S[n * K * V], *sa = &sv.sa[t0 * V], *T = &sv.T[n * C * C];
+  Scores &sc = ws.sc, &dsc = ws.dsc;
+  scores(hd, c, sc);
+  for (int64_t i = 0; i < c; ++i) std::memcpy(&ws.dO[i * V], d_o + (t0 + i) * HV, sizeof(float) * V);
+  const float s = hd.scale;
+  // O = scale (qg S0 + Aqb SA + Aqk V)
+  small_gemm(false, true, c, K, V, s, ws.dO.data(), V, S0, V, 0.0f, ws.dqg.data(), K);
+  small_gemm(false, true, c, c, V, s, ws.dO.data(), V, sa, V, 0.0f, dsc.qb.data(), C);
+  small_gemm(false, true, c, c, V, s, ws.dO.data(), V, hd.vc.data(), V, 0.0f, dsc.qk.data(), C);
+  mask(dsc.qb.data(), c, C, 0), mask(dsc.qk.data(), c, C, 0);
+  small_gemm(true, false, c, V, c, s, sc.qb.data(), C, ws.dO.data(), V, 0.0f, ws.dsa.data(), V);
+  small_gemm(true, false, c, V, c, s, sc.qk.data(), C, ws.dO.data(), V, 0.0f, ws.dv.data(), V);
+  small_gemm(true, false, K, V, c, s, hd.qg.data(), K, ws.dO.data(), V, 0.0f, ws.dS0.data(), V);
+  // S' = e^{Gc} S0 + bd^T SA + kd^T V
+  small_gemm(false, false, c, V, K, 1.0f, hd.bd.data(), K, dS, V, 1.0f, ws.dsa.data(), V);
+  small_gemm(false, false, c, V, K, 1.0f, hd.kd.data(), K, dS, V, 1.0f, ws.dv.data(), V);
+  small_gemm(false, true, c, K, V, 1.0f, sa, V, dS, V, 0.0f, ws.dbd.data(), K);
+  small_gemm(false, true, c, K, V, 1.0f, hd.vc.data(), V, dS, V, 0.0f, ws.dkd.data(), K);
+  for (int64_t x = 0; x < K; ++x) {
+    float acc = 0.0f;
+    for (int64_t j = 0; j < V; ++j) {
+      acc += S0[x * V + j] * dS[x * V + j];
+      ws.dS0[x * V + j] += hd.ec[x] * dS[x * V + j];
+    }
+    ws.dGc[x] = hd.ec[x] * acc;
+  }
+  // SA = T R, R = Aak V + ag S0, T = (I - Aab)^-1: dR = T^T dSA, dAab = dR SA^T.
+  small_gemm(true, false, c, V, c, 1.0f, T, C, ws.dsa.data(), V, 0.0f, ws.dr.data(), V);
+  small_gemm(false, true, c, c, V, 1.0f, ws.dr.data(), V, sa, V, 0.0f, dsc.ab.data(), C);
+  small_gemm(false, true, c, c, V, 1.0f, ws.dr.data(), V, hd.vc.data(), V, 0.0f, dsc.ak.data(), C);
+  mask(dsc.ab.data(), c, C, 1), mask(dsc.ak.data(), c, C, 1);
+  small_gemm(true, false, c, V, c, 1.0f, sc.ak.data(), C, ws.dr.data(), V, 1.0f, ws.dv.data(), V);
+  small_gemm(false, true, c, K, V, 1.0f, ws.dr.data(), V, S0, V, 0.0f, ws.dag.data(), K);
+  small_gemm(true, false, K, V, c, 1.0f, hd.ag.data(), K, ws.dr.data(), V, 1.0f, ws.dS0.data(), V);
+  std::memcpy(dS, ws.dS0.data(), sizeof(float) * K * V);
+
+  float *dG = ws.dG.data(), *dGm = ws.dGm.data();
+  std::fill(dG, dG + c * K, 0.0f);
+  std::fill(dGm, dGm + c * K, 0.0f);
+  if (hd.factorised) {  // scores = (x e^Gx)(y e^-G)^T below the lag diagonal, plain dots on it
+    for (int64_t t = 0; t < c; ++t) {
+      ws.diag[0 * C + t] = std::exchange(dsc.qk[t * C + t], 0.0f);
+      ws.diag[1 * C + t] = std::exchange(dsc.qb[t * C + t], 0.0f);
+      ws.diag[2 * C + t] = t > 0 ? std::exchange(dsc.ak[t * C + t - 1], 0.0f) : 0.0f;
+      ws.diag[3 * C + t] = t > 0 ? std::exchange(dsc.ab[t * C + t - 1], 0.0f) : 0.0f;
+    }
+    small_gemm(false, false, c, K, c, 1.0f, dsc.qk.data(), C, hd.kinv.data(), K, 1.0f, ws.dqg.data(), K);
+    small_gemm(false, false, c, K, c, 1.0f, dsc.qb.data(), C, hd.binv.data(), K, 1.0f, ws.dqg.data(), K);
+    small_gemm(false, false, c, K, c, 1.0f, dsc.ak.data(), C, hd.kinv.data(), K, 1.0f, ws.dag.data(), K);
+    small_gemm(false, false, c, K, c, 1.0f, dsc.ab.data(), C, hd.binv.data(), K, 1.0f, ws.dag.data(), K);
+    small_gemm(true, false, c, K, c, 1.0f, dsc.qk.data(), C, hd.qg.data(), K, 0.0f, ws.dkinv.data(), K);
+    small_gemm(true, false, c, K, c, 1.0f, dsc.ak.data(), C, hd.ag.data(), K, 1.0f, ws.dkinv.data(), K);
+    small_gemm(true, false, c, K, c, 1.0f, dsc.qb.data(), C, hd.qg.data(), K, 0.0f, ws.dbinv.data(), K);
+    small_gemm(true, false, c, K, c, 1.0f, dsc.ab.data(), C, hd.ag.data(), K, 1.0f, ws.dbinv.data(), K);
+  }
+  float *dq = ws.dqg.data(), *da = ws.dag.data(), *dk = ws.dkd.data(), *db = ws.dbd.data();
+  for (int64_t t = 0; t < c; ++t) {
+    const bool last = t == c - 1;  // e^{Gc - G} = 1 there: its gate terms cancel exactly
+    for (int64_t x = 0; x < K; ++x) {
+      const int64_t r = t * K + x;
+      dG[r] += dq[r] * hd.qg[r];
+      dq[r] *= hd.eg[r];
+      dGm[r] += da[r] * hd.ag[r];
+      da[r] *= hd.egm[r];
+      const float zk = dk[r] * hd.kd[r] + db[r] * hd.bd[r];
+      if (!last) {
+        dG[r] -= zk;
+        ws.dGc[x] += zk;
+      }
+      dk[r] *= hd.el[r];
+      db[r] *= hd.el[r];
+      if (hd.factorised) {
+        dG[r] -= ws.dkinv[r] * hd.kinv[r] + ws.dbinv[r] * hd.binv[r];
+        dk[r] += ws.dkinv[r] * hd.einv[r];
+        db[r] += ws.dbinv[r] * hd.einv[r];
+      }
+    }
+  }
+  const float *qc = hd.qc.data(), *kc = hd.kc.data(), *ac = hd.ac.data(), *bc = hd.bc.data();
+  if (hd.factorised) {
+    for (int64_t t = 0; t < c; ++t)
+      for (int64_t x = 0; x < K; ++x) {
+        const int64_t r = t * K + x, rp = (t - 1) * K + x;
+        dq[r] += ws.diag[t] * kc[r] + ws.diag[C + t] * bc[r];
+        dk[r] += ws.diag[t] * qc[r];
+        db[r] += ws.diag[C + t] * qc[r];
+        if (t == 0) continue;
+        da[r] += ws.diag[2 * C + t] * kc[rp] + ws.diag[3 * C + t] * bc[rp];
+        dk[rp] += ws.diag[2 * C + t] * ac[r];
+        db[rp] += ws.diag[3 * C + t] * ac[r];
+      }
+  } else {
+    direct_scores_bwd(hd, c, dsc.qk.data(), qc, hd.G.data(), kc, true, dq, dk, dG, dG);
+    direct_scores_bwd(hd, c, dsc.qb.data(), qc, hd.G.data(), bc, true, dq, db, dG, dG);
+    direct_scores_bwd(hd, c, dsc.ak.data(), ac, hd.Gm.data(), kc, false, da, dk, dGm, dG);
+    direct_scores_bwd(hd, c, dsc.ab.data(), ac, hd.Gm.data(), bc, false, da, db, dGm, dG);
+  }
+  // Gm_t = G_{t-1}, Gc = G_{c-1}; dw = reverse cumsum of dG over the chunk.
+  for (int64_t x = 0; x < K; ++x) dG[(c - 1) * K + x] += ws.dGc[x];
+  for (int64_t t = 1; t < c; ++t)
+    for (int64_t x = 0; x < K; ++x) dG[(t - 1) * K + x] += dGm[t * K + x];
+  for (int64_t t = c - 2; t >= 0; --t)
+    for (int64_t x = 0; x < K; ++x) dG[t * K + x] += dG[(t + 1) * K + x];
+  for (int64_t t = 0; t < c; ++t) {
+    const int64_t o = (t0 + t) * HK;
+    std::memcpy(gr.dq + o, &dq[t * K], sizeof(float) * K);
+    std::memcpy(gr.dw + o, &dG[t * K], sizeof(float) * K);
+    std::memcpy(gr.dk + o, &dk[t * K], sizeof(float) * K);
+    std::memcpy(gr.da + o, &da[t * K], sizeof(float) * K);
+    std::memcpy(gr.db + o, &db[t * K], sizeof(float) * K);
+    std::memcpy(gr.dv + (t0 + t) * HV, &ws.dv[t * V], sizeof(float) * V);
+  }
+}
+
+}  // namespace
+
+void rwkv7_chunk_bwd(const Rwkv7Params& p, const Rwkv7Dims& d, const float* q, const float* w, const float* k,
+                     const float* v, const float* a, const float* b, const float* h0, const float* d_o,
+                     const float* d_ht, const Rwkv7Grads<float>& g) {
+  const int64_t KV = d.K * d.V, C = p.chunk;
+  parallel_for_items(d.B * d.H, [&](int64_t lo, int64_t hi) {
+    FwdWork fw(C, d.V);
+    BwdWork bw(C, d.K, d.V);
+    // Kept across calls: a training step's backward reuses the pages instead of faulting in fresh
+    // ones per head.
+    thread_local std::vector<Saved> saved(kHeadGroup);
+    Buf S(kHeadGroup * KV), dS(kHeadGroup * KV);
+    const int64_t N = (d.T + C - 1) / C;
+    for (int64_t g0 = lo; g0 < hi; g0 += kHeadGroup) {
+      const int64_t g1 = std::min(hi, g0 + kHeadGroup);
+      std::vector<Head> heads;
+      heads.reserve(kHeadGroup);
+      for (int64_t bh = g0; bh < g1; ++bh) {
+        heads.emplace_back(p, d, q, w, k, v, a, b, bh);
+        Saved& sv = saved[bh - g0];
+        sv.S.resize((N + 1) * KV), sv.sa.resize(d.T * d.V), sv.T.resize(N * C * C);
+        for (int64_t x = 0; x < KV; ++x) {
+          S[(bh - g0) * KV + x] = h0 ? h0[bh * KV + x] : 0.0f;
+          dS[(bh - g0) * KV + x] = d_ht ? d_ht[bh * KV + x] : 0.0f;
+        }
+      }
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t bh = g0; bh < g1; ++bh)
+          chunk_forward(heads[bh - g0], fw, n, &S[(bh - g0) * KV], nullptr, &saved[bh - g0]);
+      for (int64_t n = N - 1; n >= 0; --n)
+        for (int64_t bh = g0; bh < g1; ++bh) {
+          const int64_t at = head_index(d, bh);
+          HeadGradsF hg{g.dq + at * d.K, g.dw + at * d.K, g.dk + at * d.K, g.dv + at * d.V, g.da + at * d.K,
+                        g.db + at * d.K};
+          chunk_backward(heads[bh - g0], saved[bh - g0], bw, n, d_o + at * d.V, &dS[(bh - g0) * KV], hg);
+        }
+      if (g.dh0)
+        for (int64_t bh = g0; bh < g1; ++bh) std::memcpy(g.dh0 + bh * KV, &dS[(bh - g0) * KV], sizeof(float) * KV);
+    }
+  });
+}
+
+}  // namespace speedlm::ops

@@ -1,0 +1,144 @@
+// Model-level checks shared by the recurrent-mixer model tests (test_<mixer>_model.cpp), on a
+// tiny model whose layers are all of one mixer: prefill logits == step-by-step decode logits,
+// continuing from a saved state == one long pass, constant state bytes, parameter gradients vs
+// finite differences, and the loss falls on a fixed batch.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "autograd/functions.h"
+#include "models/lm.h"
+#include "train/adamw.h"
+
+namespace speedlm::testing {
+
+inline nlohmann::json tiny_recurrent_config(const nlohmann::json& mixer) {
+  nlohmann::json j = nlohmann::json::parse(R"({
+    "vocab_size": 97, "d_model": 32, "n_layers": 2, "tie_embeddings": true, "init_std": 0.1,
+    "layers": ["mix"], "ffn": {"type": "swiglu", "hidden": 48}
+  })");
+  j["mixers"]["mix"] = mixer;
+  return j;
+}
+
+inline Tensor random_ids(int64_t B, int64_t T, int64_t V, uint64_t seed) {
+  Rng rng(seed);
+  Tensor t = Tensor::empty({B, T}, DType::I32);
+  for (int64_t i = 0; i < t.numel(); ++i) t.i32()[i] = static_cast<int32_t>(rng.below(V));
+  return t;
+}
+
+inline Tensor ids_range(const Tensor& ids, int64_t b, int64_t t0, int64_t t1) {
+  const int64_t T = ids.dim(1);
+  return Tensor::from_i32({1, t1 - t0}, std::vector<int32_t>(ids.i32() + b * T + t0, ids.i32() + b * T + t1));
+}
+
+inline double rms_rel(const float* a, const float* ref, int64_t n) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < n; ++i) num += (a[i] - ref[i]) * (a[i] - ref[i]), den += ref[i] * ref[i];
+  return std::sqrt(num) / (std::sqrt(den) + 1e-30);
+}
+
+inline LanguageModel tiny_model(const nlohmann::json& mixer, uint64_t seed) {
+  auto cfg = ModelConfig::from_json(tiny_recurrent_config(mixer));
+  EXPECT_TRUE(cfg.is_ok()) << cfg.status().message();
+  LanguageModel m(cfg.value());
+  m.init(seed);
+  return m;
+}
+
+inline void check_prefill_equals_decode(const nlohmann::json& mixer) {
+  LanguageModel model = tiny_model(mixer, 7);
+  const int64_t B = 2, T = 40, V = 97;
+  Tensor ids = random_ids(B, T, V, 3);
+  ag::NoGradGuard guard;
+  Tensor full = model.forward(ids).value();  // [B*T, V], chunk form, no state
+  ModelState state = model.make_state(B);
+  for (int64_t t = 0; t < T; ++t) {
+    Tensor step_ids = Tensor::empty({B, 1}, DType::I32);
+    for (int64_t b = 0; b < B; ++b) step_ids.i32()[b] = ids.i32()[b * T + t];
+    Tensor logits = model.forward_last(step_ids, state);  // [B, V], step form
+    for (int64_t b = 0; b < B; ++b)
+      EXPECT_LE(rms_rel(logits.f32() + b * V, full.f32() + (b * T + t) * V, V), 1e-5) << "b=" << b << " t=" << t;
+  }
+  EXPECT_EQ(state.length(), T);
+}
+
+// Prefill in two calls long enough for the chunk form (the second from the first's state), then
+// decode; equal to one pass. Restoring a snapshot replays identically; bytes stay constant.
+inline void check_state_continuation(const nlohmann::json& mixer) {
+  LanguageModel model = tiny_model(mixer, 11);
+  const int64_t T = 100, V = 97, T1 = 37, T2 = 90;
+  Tensor ids = random_ids(1, T, V, 5);
+  ag::NoGradGuard guard;
+  Tensor full = model.forward(ids).value();
+  ModelState state = model.make_state(1);
+  const size_t empty_bytes = state.bytes();
+  Tensor a = model.forward_last(ids_range(ids, 0, 0, T1), state);
+  EXPECT_LE(rms_rel(a.f32(), full.f32() + (T1 - 1) * V, V), 1e-5);
+  ModelState snap = state.snapshot();
+  Tensor b = model.forward_last(ids_range(ids, 0, T1, T2), state);
+  EXPECT_LE(rms_rel(b.f32(), full.f32() + (T2 - 1) * V, V), 1e-5);
+  for (int64_t t = T2; t < T; ++t) {
+    Tensor c = model.forward_last(ids_range(ids, 0, t, t + 1), state);
+    EXPECT_LE(rms_rel(c.f32(), full.f32() + t * V, V), 1e-5) << "t=" << t;
+  }
+  EXPECT_EQ(state.length(), T);
+  EXPECT_EQ(state.bytes(), empty_bytes) << "a recurrent state must not grow with the context";
+  state.restore(snap);
+  EXPECT_EQ(state.length(), T1);
+  Tensor again = model.forward_last(ids_range(ids, 0, T1, T2), state);
+  for (int64_t i = 0; i < V; ++i) ASSERT_EQ(again.f32()[i], b.f32()[i]);
+}
+
+inline void check_parameter_gradients(const nlohmann::json& mixer) {
+  LanguageModel model = tiny_model(mixer, 13);
+  const int64_t B = 2, T = 19, V = 97;
+  Tensor ids = random_ids(B, T, V, 9), targets = random_ids(B * T, 1, V, 10).reshape({B * T});
+  auto loss_of = [&] { return ag::cross_entropy(model.forward(ids), targets, {}); };
+  ag::Var loss = loss_of();
+  ag::backward(loss);
+  Rng pick(1);
+  int checked = 0;
+  for (const auto& p : model.params()) {
+    Tensor& w = p.var->value();
+    ASSERT_TRUE(p.var->grad().defined()) << p.name;
+    for (int s = 0; s < 3; ++s, ++checked) {
+      int64_t i = static_cast<int64_t>(pick.below(w.numel()));
+      float saved = w.f32()[i], eps = 1e-2f;
+      double lp, lm;
+      {
+        ag::NoGradGuard g;
+        w.f32()[i] = saved + eps;
+        lp = loss_of().value().f32()[0];
+        w.f32()[i] = saved - eps;
+        lm = loss_of().value().f32()[0];
+      }
+      w.f32()[i] = saved;
+      double fd = (lp - lm) / (2.0 * eps), an = p.var->grad().f32()[i];
+      EXPECT_NEAR(an, fd, 2e-3 + 2e-2 * std::fabs(fd)) << p.name << "[" << i << "]";
+    }
+  }
+  EXPECT_GT(checked, 20);
+}
+
+inline void check_loss_falls(const nlohmann::json& mixer) {
+  LanguageModel model = tiny_model(mixer, 17);
+  const int64_t B = 4, T = 32, V = 97;
+  Tensor ids = random_ids(B, T, V, 21), targets = random_ids(B * T, 1, V, 22).reshape({B * T});
+  AdamW opt(model.params(), AdamWParams{0.9, 0.95, 1e-8, 0.0});
+  float first = 0, last = 0;
+  for (int step = 0; step < 100; ++step) {
+    ag::Var loss = ag::cross_entropy(model.forward(ids), targets, {});
+    ag::backward(loss);
+    clip_grad_norm(model.params(), 1.0);
+    opt.step(3e-3);
+    opt.zero_grad();
+    (step == 0 ? first : last) = loss.value().f32()[0];
+  }
+  EXPECT_LE(last, 0.5f * first) << "first " << first << " last " << last;
+}
+
+}  // namespace speedlm::testing

@@ -1,0 +1,16 @@
+// A tiny model of linear_attention layers: prefill == decode, state continuation, constant state bytes,
+// gradients vs finite differences, the loss falls (recurrent_model_checks.h).
+#include "recurrent_model_checks.h"
+
+namespace speedlm {
+namespace {
+
+const nlohmann::json kMixer = nlohmann::json::parse(R"({"type": "linear_attention", "heads": 4, "key_dim": 8, "chunk": 16})");
+
+TEST(LinearAttentionModel, PrefillLogitsEqualStepByStepDecode) { testing::check_prefill_equals_decode(kMixer); }
+TEST(LinearAttentionModel, ContinuingFromSavedStateEqualsOnePass) { testing::check_state_continuation(kMixer); }
+TEST(LinearAttentionModel, ParameterGradientsMatchFiniteDifferences) { testing::check_parameter_gradients(kMixer); }
+TEST(LinearAttentionModel, LossFallsByHalfOnAFixedBatchWithin100Steps) { testing::check_loss_falls(kMixer); }
+
+}  // namespace
+}  // namespace speedlm
