@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The models compared. The intended set: transformer, gla, mamba2, gated deltanet, one hybrid
 # and one MoE model (add their configs here as they land).
-CONFIGS=${ARENA_CONFIGS:-configs/transformer.json,configs/hymba_attention.json}
+CONFIGS=${ARENA_CONFIGS:-configs/transformer.json,configs/gla.json,configs/mamba2.json,configs/hymba.json}
 scripts/install_deps.sh
 scripts/build.sh
 BIN=build/speedlm

@@ -165,6 +165,9 @@ Result<ArenaReport> run_arena(const ArenaOptions& opt, const Progress& progress)
   SPEEDLM_TRY(check_options(opt));
   auto budget = arena::parse_budget(opt.budget);
   SPEEDLM_TRY(budget);
+  std::error_code ec;
+  std::filesystem::create_directories(opt.out_dir, ec);
+  if (ec) return Status::errorf("arena", "--out = '{}': cannot create the folder: {}", opt.out_dir, ec.message());
   if (opt.threads > 0) set_num_threads(opt.threads);
   ag::set_matmul_precision(opt.precision == "bf16" ? ag::MatmulPrecision::Bf16 : ag::MatmulPrecision::F32);
   std::unique_ptr<data::Dataset> ds;
@@ -257,6 +260,9 @@ Result<ArenaReport> run_arena(const ArenaOptions& opt, const Progress& progress)
           if (ds) best_model = std::move(model);
         }
         report.rows.push_back(std::move(row));
+        // Reports after every run, so an interrupted arena keeps what it measured.
+        const std::string md = arena::markdown_report(opt, report.rows, notes(opt));
+        SPEEDLM_TRY(arena::write_reports(opt.out_dir, report.rows, md));
       }
 
   if (best_model && opt.sample_tokens > 0) {

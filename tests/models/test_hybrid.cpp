@@ -1,8 +1,10 @@
-// Hybrids: an inter-layer stack (attention, then a Hymba-style intra-layer hybrid of two
-// attention branches with different head counts). Prefill == step-by-step decode, memory
-// routed per layer, whole-model snapshot/restore, gradients, config errors.
+// Hybrids: an inter-layer stack (attention, a Hymba-style intra-layer hybrid, mamba2) whose
+// hymba layer runs attention beside mamba2 or beside attention with other head counts.
+// Prefill == step-by-step decode, memory routed per layer, whole-model snapshot/restore,
+// gradients, config errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "autograd/functions.h"
@@ -15,19 +17,25 @@
 namespace speedlm {
 namespace {
 
-nlohmann::json hybrid_json(bool out_proj = true) {
+const nlohmann::json kAttnBranch = {{"type", "attention"}, {"heads", 2}, {"kv_heads", 1}, {"head_dim", 16}};
+const nlohmann::json kMamba2 = {{"type", "mamba2"}, {"head_dim", 16}, {"state_dim", 8}, {"expand", 2}, {"conv", 4},
+                                {"chunk", 16}};
+
+// Layers: attention, a hymba layer (attention + `second` side by side), a mamba2 layer.
+nlohmann::json hybrid_json(const nlohmann::json& second = kMamba2, bool out_proj = true) {
   nlohmann::json j = testing::tiny_config_json();
   j["n_layers"] = 3;
-  j["layers"] = {"attn", "hy"};
+  j["layers"] = {"attn", "hy", "m2"};
+  j["mixers"]["m2"] = kMamba2;
   j["mixers"]["hy"] = {{"type", "hymba"},
                        {"out_proj", out_proj},
-                       {"branches",
-                        {{{"type", "attention"}, {"heads", 4}, {"kv_heads", 2}, {"head_dim", 8}},
-                         {{"type", "attention"}, {"heads", 2}, {"kv_heads", 1}, {"head_dim", 16}}}}};
+                       {"branches", {{{"type", "attention"}, {"heads", 4}, {"kv_heads", 2}, {"head_dim", 8}}, second}}};
   return j;
 }
 
-ModelConfig hybrid_config(bool out_proj = true) { return ModelConfig::from_json(hybrid_json(out_proj)).value(); }
+ModelConfig hybrid_config(const nlohmann::json& second = kMamba2, bool out_proj = true) {
+  return ModelConfig::from_json(hybrid_json(second, out_proj)).value();
+}
 
 Tensor random_ids(int64_t B, int64_t T, int64_t V, uint64_t seed) {
   Rng rng(seed);
@@ -43,8 +51,8 @@ double rms_rel(const float* a, const float* ref, int64_t n) {
 }
 
 TEST(Hybrid, PrefillLogitsEqualStepByStepDecode) {
-  for (bool out_proj : {true, false}) {
-    LanguageModel model(hybrid_config(out_proj));
+  for (auto [second, out_proj] : {std::pair{kMamba2, true}, {kAttnBranch, true}, {kMamba2, false}}) {
+    LanguageModel model(hybrid_config(second, out_proj));
     model.init(7);
     const int64_t B = 2, T = 19, V = 97;
     Tensor ids = random_ids(B, T, V, 3);
@@ -64,7 +72,7 @@ TEST(Hybrid, PrefillLogitsEqualStepByStepDecode) {
 
 TEST(Hybrid, MixerStepEqualsParallelForward) {
   const int64_t D = 32, B = 2, T = 9;
-  auto p = nn::HymbaMixerParams::parse(hybrid_json()["mixers"]["hy"], "hy", D);
+  auto p = nn::HymbaMixerParams::parse(hybrid_json(kAttnBranch)["mixers"]["hy"], "hy", D);
   ASSERT_TRUE(p.is_ok()) << p.status().message();
   nn::HymbaMixer mixer(*p, D);
   mixer.init(nn::InitSpec{0.1, 0.1}, 5);
@@ -85,25 +93,33 @@ TEST(Hybrid, MixerStepEqualsParallelForward) {
 TEST(Hybrid, MemoryIsRoutedPerLayer) {
   LanguageModel model(hybrid_config());
   model.init(3);
-  const int64_t B = 2, T = 10;
+  const int64_t B = 2;
   ModelState state = model.make_state(B);
   ASSERT_EQ(state.layers.size(), 3u);
   EXPECT_EQ(state.layers[0]->kind(), MemoryKind::GrowingKv);
   EXPECT_EQ(state.layers[1]->kind(), MemoryKind::Composite);
-  EXPECT_EQ(state.layers[2]->kind(), MemoryKind::GrowingKv);
-  model.forward_last(random_ids(B, T, 97, 1), state);
+  EXPECT_EQ(state.layers[2]->kind(), MemoryKind::Recurrent);
   auto& hy = static_cast<CompositeState&>(*state.layers[1]);
   ASSERT_EQ(hy.size(), 2u);
   EXPECT_EQ(hy.branch(0).kind(), MemoryKind::GrowingKv);
-  EXPECT_EQ(hy.branch(1).kind(), MemoryKind::GrowingKv);
-  EXPECT_EQ(hy.length(), T);
-  EXPECT_EQ(hy.bytes(), hy.branch(0).bytes() + hy.branch(1).bytes());
-  // Branch 0 keeps 2 KV heads of 8, branch 1 one KV head of 16: the same bytes per token; the
-  // plain attention layer (2 x 8) too. The model's bytes are the layers' sum.
-  EXPECT_EQ(hy.branch(0).bytes(), state.layers[0]->bytes());
-  EXPECT_EQ(hy.branch(1).bytes(), state.layers[0]->bytes());
-  EXPECT_EQ(state.bytes(), 4 * state.layers[0]->bytes());
-  EXPECT_GE(state.layers[0]->bytes(), static_cast<size_t>(2 * B * T * 2 * 8 * 4));
+  EXPECT_EQ(hy.branch(1).kind(), MemoryKind::Recurrent);
+  const size_t recurrent = state.layers[2]->bytes();
+  EXPECT_GT(recurrent, 0u);
+  EXPECT_EQ(hy.branch(1).bytes(), recurrent);  // the same mamba2 shape
+  std::vector<size_t> kv_bytes;
+  for (int64_t T : {10, 40}) {
+    model.forward_last(random_ids(B, T, 97, T), state);
+    EXPECT_EQ(hy.length(), state.length());
+    // Fixed states stay the same size; KV caches hold 2 KV heads of 8 per layer and token.
+    EXPECT_EQ(state.layers[2]->bytes(), recurrent);
+    EXPECT_EQ(hy.branch(1).bytes(), recurrent);
+    EXPECT_EQ(hy.branch(0).bytes(), state.layers[0]->bytes());
+    EXPECT_GE(state.layers[0]->bytes(), static_cast<size_t>(2 * B * state.length() * 2 * 8 * 4));
+    EXPECT_EQ(hy.bytes(), hy.branch(0).bytes() + hy.branch(1).bytes());
+    EXPECT_EQ(state.bytes(), state.layers[0]->bytes() + hy.bytes() + recurrent);
+    kv_bytes.push_back(state.layers[0]->bytes());
+  }
+  EXPECT_GT(kv_bytes[1], kv_bytes[0]);
 }
 
 // Greedy continuation of the state's context by n tokens; returns the tokens and appends the
@@ -135,6 +151,7 @@ TEST(Hybrid, WholeModelSnapshotRestoreRegeneratesIdentically) {
   std::vector<int32_t> a = greedy(model, state, first.back(), 40, logits_a);
   EXPECT_EQ(state.length(), len + 40);
   EXPECT_GT(state.bytes(), bytes);  // the KV caches grew past their capacity at 12 tokens
+  // Recurrent states cannot be truncated: only the snapshot brings them back.
   state.restore(snap);
   EXPECT_EQ(state.length(), len);
   std::vector<int32_t> b = greedy(model, state, first.back(), 40, logits_b);
@@ -151,10 +168,10 @@ TEST(Hybrid, ParameterGradientsMatchFiniteDifferences) {
   auto loss_of = [&] { return ag::cross_entropy(model.forward(ids), targets, {}); };
   ag::backward(loss_of());
   Rng pick(1);
-  int hymba_params = 0;
+  std::vector<std::string> names;
   for (const auto& p : model.params()) {
     if (p.name.find("layers.1.mixer.") != 0) continue;
-    ++hymba_params;
+    names.push_back(p.name.substr(15));
     Tensor& w = p.var->value();
     ASSERT_TRUE(p.var->grad().defined()) << p.name;
     for (int s = 0; s < 3; ++s) {
@@ -173,12 +190,13 @@ TEST(Hybrid, ParameterGradientsMatchFiniteDifferences) {
       EXPECT_NEAR(an, fd, 2e-3 + 2e-2 * std::fabs(fd)) << p.name << "[" << i << "]";
     }
   }
-  // Two branches (w_qkv, w_o each), two norms, w_out.
-  EXPECT_EQ(hymba_params, 7);
+  for (const char* want : {"branches.0.w_qkv", "branches.0.w_o", "norms.0.weight", "norms.1.weight", "w_out"})
+    EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
+  EXPECT_GT(names.size(), 6u);  // mamba2's own weights under branches.1.
 }
 
 TEST(Hybrid, ConfigErrorsNameTheBranch) {
-  nlohmann::json j = hybrid_json();
+  nlohmann::json j = hybrid_json(kAttnBranch);
   j["mixers"]["hy"]["branches"][1]["heads"] = 0;
   auto r = ModelConfig::from_json(j);
   ASSERT_FALSE(r);
