@@ -89,6 +89,20 @@ struct GemmBenchRow {
 // Square GEMMs (and the model's shapes where given) on each backend; seconds per shape.
 Result<std::vector<GemmBenchRow>> bench_gemm(const std::vector<int64_t>& sizes, int threads, double seconds);
 
+// Decoding memory of one layer, per sequence, from the mixer's own state (Mixer::make_state and
+// MixerState::bytes / bytes_per_token): a growing cache adds bytes_per_token per token, a
+// recurrent state is fixed_bytes whatever the context.
+struct KvBenchRow {
+  int64_t layer = 0;
+  std::string mixer;   // the config's mixer type
+  std::string memory;  // memory kind (and storage dtype where it applies)
+  size_t bytes_per_token = 0;
+  size_t fixed_bytes = 0;
+  size_t bytes_at_context = 0;  // fixed_bytes + context * bytes_per_token
+};
+// kv_dtype "" keeps each mixer's own state; f32 | bf16 | int8 reports attention layers (growing KV)
+// as a paged KV cache of that dtype (int8 adds one f32 scale per token, kv head, K and V).
+Result<std::vector<KvBenchRow>> bench_kv(const std::string& config_path, int64_t context, const std::string& kv_dtype);
 
 // ---- arena ----
 // Trains each model config under the same budget on one task and compares them:

@@ -21,6 +21,9 @@ class MixerState {
   virtual int64_t length() const = 0;
   // Bytes of state held now (capacity actually allocated).
   virtual size_t bytes() const = 0;
+  // Bytes each further token of one sequence adds (0 for a fixed-size state): a state at context N
+  // holds about bytes() of an empty one + N * bytes_per_token() per sequence (`speedlm bench kv`).
+  virtual size_t bytes_per_token() const { return 0; }
   virtual std::unique_ptr<MixerState> snapshot() const = 0;
   // Restores from a snapshot taken of a state of the same kind and shape.
   virtual void restore(const MixerState& snap) = 0;

@@ -48,6 +48,22 @@ expect_ok "$BIN" generate --model "$WORK/run" --prompt "in the" --max-tokens 8 -
 expect_ok "$BIN" train --help
 expect_ok "$BIN" bench --help
 expect_ok "$BIN" arena --help
+# An MLA model trains, resumes nothing, generates; bench kv reports its latent cache:
+# (kv_lora_rank 64 + rope dim 16) * 4 bytes = 320 per token per layer, 640 for 2 layers.
+python3 - "$SRC/configs/mla.json" "$WORK/mla.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["vocab_size"] = 300
+c["train"].update(steps=4, eval_every=2, eval_tokens=512, checkpoint_every=4, log_every=1, batch_size=2, seq_len=32)
+json.dump(c, open(sys.argv[2], "w"))
+PY
+expect_ok "$BIN" train --config "$WORK/mla.json" --data "$WORK/data" --out "$WORK/mla_run" --threads 1
+expect_ok "$BIN" generate --model "$WORK/mla_run" --prompt "in the" --max-tokens 8 --threads 1
+expect_ok "$BIN" bench kv --config "$SRC/configs/mla.json" --context 1000
+if ! grep -q -E '^total +640 +0 +640000 ' "$WORK/out.log"; then echo "FAIL: bench kv total"; cat "$WORK/out.log"; failures=$((failures + 1)); fi
+expect_ok "$BIN" bench kv --config "$SRC/configs/transformer.json" --kv-dtype int8
+expect_error "--kv-dtype = 'fp8'" "$BIN" bench kv --config "$SRC/configs/mla.json" --kv-dtype fp8
+expect_error "expected a benchmark name" "$BIN" bench kvv
 
 expect_error "unknown command 'trian'" "$BIN" trian
 expect_error "unknown flag --confg" "$BIN" train --confg x --data d --out o

@@ -57,7 +57,9 @@ TEST(ModelConfig, BadValuesNameKeyAndValue) {
   EXPECT_EQ(error_of(j), "[config] layers[1] = \"mamba\": no such entry in mixers");
   j = testing::tiny_config_json();
   j["mixers"]["attn"]["type"] = "conv";
-  EXPECT_EQ(error_of(j), "[config] mixers.attn.type = \"conv\": unknown mixer type (known: attention, linear_attention, retnet, gla, mamba2, hymba)");
+  EXPECT_EQ(error_of(j),
+            "[config] mixers.attn.type = \"conv\": unknown mixer type (known: attention, linear_attention, retnet, gla, "
+            "mamba2, mla, hymba)");
   j = testing::tiny_config_json();
   j.erase("vocab_size");
   EXPECT_EQ(error_of(j), "[config] vocab_size: required key is missing");

@@ -95,6 +95,41 @@ int run_bench_gemm(const ParsedArgs& a) {
   return 0;
 }
 
+int run_bench_kv(const ParsedArgs& a) {
+  const int64_t context = a.integer("context");
+  auto r = bench_kv(a.str("config"), context, a.has("kv-dtype") ? a.str("kv-dtype") : "");
+  if (!r) return fail(r.status());
+  std::printf("%s: decoding memory per sequence at context %lld\n", a.str("config").c_str(),
+              static_cast<long long>(context));
+  std::printf("%5s  %-10s %-16s %12s %12s %16s\n", "layer", "mixer", "memory", "bytes/token", "fixed bytes",
+              "bytes at context");
+  size_t per_token = 0, fixed = 0, total = 0;
+  for (const auto& row : *r) {
+    std::printf("%5lld  %-10s %-16s %12zu %12zu %16zu\n", static_cast<long long>(row.layer), row.mixer.c_str(),
+                row.memory.c_str(), row.bytes_per_token, row.fixed_bytes, row.bytes_at_context);
+    per_token += row.bytes_per_token, fixed += row.fixed_bytes, total += row.bytes_at_context;
+  }
+  std::printf("%5s  %-10s %-16s %12zu %12zu %16zu  (%.2f MiB)\n", "total", "", "", per_token, fixed, total,
+              total / 1048576.0);
+  return 0;
+}
+
+const std::vector<Command>& bench_commands() {
+  static const std::vector<Command> table = {
+      {"bench gemm", "The BLAS backends' GEMM GFLOP/s.",
+       {{"size", ArgKind::Int, "", "one square size instead of 256..2048"},
+        {"threads", ArgKind::Int, "0", "worker threads (0: all cores)"},
+        {"seconds", ArgKind::Float, "0.5", "time per measurement"}},
+       run_bench_gemm},
+      {"bench kv", "Decoding memory (KV cache / state) of a model config per layer: bytes per token and at --context.",
+       {{"config", ArgKind::String, "", "model config JSON (no weights needed)", true},
+        {"context", ArgKind::Int, "4096", "context length in tokens"},
+        {"kv-dtype", ArgKind::String, "", "report attention layers as a paged KV cache of f32, bf16 or int8"}},
+       run_bench_kv},
+  };
+  return table;
+}
+
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       {"prepare-data", "Train a byte-level BPE tokenizer on a text file and write tokenized train/validation splits.",
@@ -135,11 +170,7 @@ const std::vector<Command>& commands() {
         {"seed", ArgKind::Int, "0", "sampling seed"},
         {"threads", ArgKind::Int, "0", "worker threads (0: all cores)"}},
        run_generate},
-      {"bench", "Benchmarks. `speedlm bench gemm`: the BLAS backends' GEMM GFLOP/s.",
-       {{"size", ArgKind::Int, "", "one square size instead of 256..2048"},
-        {"threads", ArgKind::Int, "0", "worker threads (0: all cores)"},
-        {"seconds", ArgKind::Float, "0.5", "time per measurement"}},
-       run_bench_gemm},
+      {"bench", "Benchmarks: `speedlm bench gemm` (GEMM GFLOP/s), `speedlm bench kv` (decoding memory).", {}, nullptr},
       {"arena", "Train model configs under the same budget on one task and compare size, speed, memory and quality.",
        {{"configs", ArgKind::String, "", "comma-separated model config JSONs", true},
         {"task", ArgKind::String, "lm", "mqar, copy, induction, or lm (the corpus in --data)"},
@@ -186,24 +217,29 @@ int main(int argc, char** argv) {
   for (const Command& c : commands()) {
     if (c.name != args[0]) continue;
     std::vector<std::string> rest(args.begin() + 1, args.end());
+    const Command* cmd = &c;
     if (c.name == "bench") {
-      if (rest.empty() || rest[0] != "gemm") {
+      cmd = nullptr;
+      for (const Command& b : bench_commands())
+        if (!rest.empty() && "bench " + rest[0] == b.name) cmd = &b;
+      if (!cmd) {
         if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h")) {
-          std::fputs(help_text(c).c_str(), stdout);
+          for (const Command& b : bench_commands())
+            std::printf("%s\n", help_text(b).c_str());
           return 0;
         }
-        return fail(Status::error("bench", "expected a benchmark name: speedlm bench gemm"));
+        return fail(Status::error("bench", "expected a benchmark name: speedlm bench gemm | kv"));
       }
       rest.erase(rest.begin());
     }
     for (const std::string& r : rest)
       if (r == "--help" || r == "-h") {
-        std::fputs(help_text(c).c_str(), stdout);
+        std::fputs(help_text(*cmd).c_str(), stdout);
         return 0;
       }
-    auto parsed = parse_args(c, rest);
+    auto parsed = parse_args(*cmd, rest);
     if (!parsed) return fail(parsed.status());
-    return c.run(*parsed);
+    return cmd->run(*parsed);
   }
   return fail(Status::errorf("speedlm", "unknown command '{}' (see speedlm --help)", args[0]));
 }

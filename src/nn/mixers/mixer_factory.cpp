@@ -6,24 +6,28 @@
 #include "nn/mixers/hymba.h"
 #include "nn/mixers/linear_attention.h"
 #include "nn/mixers/mamba2.h"
+#include "nn/mixers/mla.h"
 #include "nn/mixers/retnet.h"
 
 namespace speedlm::nn {
 
 namespace {
-const char* kKnown = "attention, linear_attention, retnet, gla, mamba2, hymba";
+const char* kKnown = "attention, linear_attention, retnet, gla, mamba2, mla, hymba";
 }  // namespace
 
 Status validate_mixer_config(const nlohmann::json& cfg, const std::string& path, int64_t d_model) {
   if (!cfg.is_object()) return Status::error("config", path + " = " + cfg.dump() + ": must be an object");
   auto it = cfg.find("type");
   if (it == cfg.end()) return Status::error("config", path + ".type: required key is missing");
-  if (*it == "attention") return AttentionMixerParams::parse(cfg, path, d_model).status();
-  if (*it == "linear_attention") return LinearAttentionMixerParams::parse(cfg, path, d_model).status();
-  if (*it == "retnet") return RetnetMixerParams::parse(cfg, path, d_model).status();
-  if (*it == "gla") return GlaMixerParams::parse(cfg, path, d_model).status();
-  if (*it == "mamba2") return Mamba2MixerParams::parse(cfg, path, d_model).status();
-  if (*it == "hymba") return HymbaMixerParams::parse(cfg, path, d_model).status();
+  // Compared as a std::string: GCC 12 reports a false -Warray-bounds on chains of json == literal.
+  const std::string type = it->is_string() ? it->get<std::string>() : "";
+  if (type == "attention") return AttentionMixerParams::parse(cfg, path, d_model).status();
+  if (type == "linear_attention") return LinearAttentionMixerParams::parse(cfg, path, d_model).status();
+  if (type == "retnet") return RetnetMixerParams::parse(cfg, path, d_model).status();
+  if (type == "gla") return GlaMixerParams::parse(cfg, path, d_model).status();
+  if (type == "mamba2") return Mamba2MixerParams::parse(cfg, path, d_model).status();
+  if (type == "mla") return MlaMixerParams::parse(cfg, path, d_model).status();
+  if (type == "hymba") return HymbaMixerParams::parse(cfg, path, d_model).status();
   return Status::error("config", path + ".type = " + it->dump() + ": unknown mixer type (known: " + kKnown + ")");
 }
 
@@ -42,6 +46,7 @@ std::unique_ptr<Mixer> make_mixer(const nlohmann::json& cfg, int64_t d_model) {
   if (type == "retnet") return build<RetnetMixer, RetnetMixerParams>(cfg, d_model);
   if (type == "gla") return build<GlaMixer, GlaMixerParams>(cfg, d_model);
   if (type == "mamba2") return build<Mamba2Mixer, Mamba2MixerParams>(cfg, d_model);
+  if (type == "mla") return build<MlaMixer, MlaMixerParams>(cfg, d_model);
   if (type == "hymba") return build<HymbaMixer, HymbaMixerParams>(cfg, d_model);
   return build<AttentionMixer, AttentionMixerParams>(cfg, d_model);
 }

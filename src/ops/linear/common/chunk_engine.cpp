@@ -6,7 +6,7 @@
 
 #include "core/parallel.h"
 #include "core/simd_math.h"
-#include "ops/linalg/gemm/gemm.h"
+#include "ops/linear/common/small_gemm.h"
 #include "speedlm/tensor.h"
 
 namespace speedlm::ops::linear_chunk {
@@ -40,18 +40,32 @@ void load_gates(const Grid& gr, const float* g, int64_t bh, int64_t t0, int64_t 
   }
 }
 
-// out[t, k] = x[t, k] * exp(G[t, k] - G[L-1, k]) ... in the two sign conventions the kernels need:
-// to_end: factor exp(G_last - G_t) (<= 1); from_start: factor exp(G_t) * scale (<= scale).
-void scale_rows_to_end(const float* x, int64_t ldx, const float* G, int64_t L, int64_t K, float* out, int64_t ldo) {
+// Row scalings by gate factors, in the two sign conventions the kernels need:
+// to_end: out = x o exp(G_last - G_t) (<= 1); from_start: out = s x o exp(G_t) (<= s).
+// A per-head gate (row_gate) has one factor per row: one exp per row instead of K.
+void scale_rows_to_end(const float* x, int64_t ldx, const float* G, int64_t L, int64_t K, bool row_gate, float* out,
+                       int64_t ldo) {
   const float* Gl = G + (L - 1) * K;
   for (int64_t t = 0; t < L; ++t) {
+    if (row_gate) {
+      const float f = exp_f32(Gl[0] - G[t * K]);
+#pragma omp simd
+      for (int64_t kk = 0; kk < K; ++kk) out[t * ldo + kk] = x[t * ldx + kk] * f;
+      continue;
+    }
 #pragma omp simd
     for (int64_t kk = 0; kk < K; ++kk) out[t * ldo + kk] = x[t * ldx + kk] * exp_f32(Gl[kk] - G[t * K + kk]);
   }
 }
-void scale_rows_from_start(const float* x, int64_t ldx, const float* G, int64_t L, int64_t K, float s, float* out,
-                           int64_t ldo) {
+void scale_rows_from_start(const float* x, int64_t ldx, const float* G, int64_t L, int64_t K, bool row_gate, float s,
+                           float* out, int64_t ldo) {
   for (int64_t t = 0; t < L; ++t) {
+    if (row_gate) {
+      const float f = s * exp_f32(G[t * K]);
+#pragma omp simd
+      for (int64_t kk = 0; kk < K; ++kk) out[t * ldo + kk] = x[t * ldx + kk] * f;
+      continue;
+    }
 #pragma omp simd
     for (int64_t kk = 0; kk < K; ++kk) out[t * ldo + kk] = s * x[t * ldx + kk] * exp_f32(G[t * K + kk]);
   }
@@ -61,35 +75,66 @@ void scale_rows_from_start(const float* x, int64_t ldx, const float* G, int64_t 
 // about 1e6 flops at the small-GEMM rates these kernels reach.
 int64_t grain_for(double flops_per_task) { return std::max<int64_t>(1, static_cast<int64_t>(1e6 / flops_per_task)); }
 
+
 // Every (b, h, chunk) task, threaded, each thread with its own workspace of `ws` floats.
 template <typename Fn>
 void for_chunks(const Grid& gr, int64_t ws, Fn&& fn) {
   const Problem& p = gr.p;
-  const int64_t BH = p.B * p.H;
   const double flops = 2.0 * p.C * (3.0 * p.K * p.V + static_cast<double>(p.C) * (p.K + p.V));
-  parallel_for(BH * gr.N, grain_for(flops), [&](int64_t i0, int64_t i1) {
+  parallel_for(p.B * p.H * gr.N, grain_for(flops), [&](int64_t i0, int64_t i1) {
     std::vector<float> w(static_cast<size_t>(ws));
     for (int64_t i = i0; i < i1; ++i) fn(i / gr.N, i % gr.N, w.data());
   });
 }
 
-// states: [BH, N+1, K, V] with slot n = state entering chunk n; decay: [BH, N, K] = exp(G_last).
-// Slot n+1 first receives chunk n's contribution U_n = (K o exp(G_last - G))^T V (parallel),
-// then one sequential scan per head turns it into S_{n+1} = decay_n o S_n + U_n.
+// Every (b, h), threaded; fn(bh, w) runs the chunks of one head in order.
+template <typename Fn>
+void for_heads(const Grid& gr, int64_t ws, Fn&& fn) {
+  const Problem& p = gr.p;
+  const double flops = 2.0 * p.T * (3.0 * p.K * p.V + static_cast<double>(p.C) * (p.K + p.V));
+  parallel_for(p.B * p.H, grain_for(flops), [&](int64_t b0, int64_t b1) {
+    std::vector<float> w(static_cast<size_t>(ws));
+    for (int64_t bh = b0; bh < b1; ++bh) fn(bh, w.data());
+  });
+}
+
+// With at least one head per thread, each thread runs whole heads chunk after chunk with the
+// state in cache (no [N+1, K, V] checkpoints in the forward, one head's in the backward). With
+// fewer heads than threads, chunks are threaded and the state pass runs between the phases.
+bool by_heads(const Problem& p) { return p.B * p.H >= num_threads(); }
+
+// Chunk n's state contribution U = (K o exp(G_last - G))^T V [K, V] and decay dc = exp(G_last) [K].
+// Workspace 2 C K.
+void chunk_contribution(const Grid& gr, const float* k, const float* v, const float* g, int64_t bh, int64_t n,
+                        float* U, float* dc, float* w) {
+  const Problem& p = gr.p;
+  const int64_t K = p.K, V = p.V, C = p.C, t0 = n * C, L = gr.len(n);
+  float *G = w, *Kd = w + C * K;
+  load_gates(gr, g, bh, t0, L, G);
+  scale_rows_to_end(k + gr.k_at(bh, t0), p.H * K, G, L, K, p.gate_width <= 1, Kd, K);
+  small_gemm(true, false, K, V, L, 1.0f, Kd, K, v + gr.v_at(bh, t0), p.H * V, 0.0f, U, V);
+  for (int64_t kk = 0; kk < K; ++kk) dc[kk] = exp_f32(G[(L - 1) * K + kk]);
+}
+
+// S = dc o S + U (row-wise decay).
+void advance_state(int64_t K, int64_t V, const float* dc, const float* U, float* S) {
+  for (int64_t kk = 0; kk < K; ++kk) {
+#pragma omp simd
+    for (int64_t vv = 0; vv < V; ++vv) S[kk * V + vv] = dc[kk] * S[kk * V + vv] + U[kk * V + vv];
+  }
+}
+
+// states: [BH, N+1, K, V] with slot n = state entering chunk n; decay: [BH, N, K].
+// Slot n+1 first receives chunk n's contribution (threaded over chunks), then one sequential
+// scan per head turns it into S_{n+1} = decay_n o S_n + U_n.
 void compute_states(const Grid& gr, const float* k, const float* v, const float* g, const float* h0, float* states,
                     float* decay) {
   const Problem& p = gr.p;
   const int64_t K = p.K, V = p.V, C = p.C, N = gr.N, KV = gr.KV;
   for_chunks(gr, 2 * C * K, [&](int64_t bh, int64_t n, float* w) {
-    float *G = w, *Kd = w + C * K;
-    const int64_t t0 = n * C, L = gr.len(n);
-    load_gates(gr, g, bh, t0, L, G);
-    scale_rows_to_end(k + gr.k_at(bh, t0), p.H * K, G, L, K, Kd, K);
-    gemm(true, false, K, V, L, 1.0f, Kd, K, v + gr.v_at(bh, t0), p.H * V, 0.0f, states + (bh * (N + 1) + n + 1) * KV,
-         V);
-    for (int64_t kk = 0; kk < K; ++kk) decay[(bh * N + n) * K + kk] = exp_f32(G[(L - 1) * K + kk]);
+    chunk_contribution(gr, k, v, g, bh, n, states + (bh * (N + 1) + n + 1) * KV, decay + (bh * N + n) * K, w);
   });
-  parallel_for(p.B * p.H, grain_for(2.0 * gr.N * KV), [&](int64_t b0, int64_t b1) {
+  parallel_for(p.B * p.H, grain_for(2.0 * N * KV), [&](int64_t b0, int64_t b1) {
     for (int64_t bh = b0; bh < b1; ++bh) {
       float* S = states + bh * (N + 1) * KV;
       if (h0) std::memcpy(S, h0 + bh * KV, sizeof(float) * KV);
@@ -107,6 +152,109 @@ void compute_states(const Grid& gr, const float* k, const float* v, const float*
   });
 }
 
+// Chunk n's output from the state S entering it. Workspace 2 C K + C C.
+void chunk_output(const Grid& gr, const Intra& intra, const float* q, const float* k, const float* v, const float* g,
+                  int64_t bh, int64_t n, const float* S, float* o, float* w) {
+  const Problem& p = gr.p;
+  const int64_t K = p.K, V = p.V, C = p.C, t0 = n * C, L = gr.len(n);
+  float *G = w, *Qg = w + C * K, *A = w + 2 * C * K;
+  load_gates(gr, g, bh, t0, L, G);
+  const float *qc = q + gr.k_at(bh, t0), *kc = k + gr.k_at(bh, t0), *vc = v + gr.v_at(bh, t0);
+  float* oc = o + gr.v_at(bh, t0);
+  scale_rows_from_start(qc, p.H * K, G, L, K, p.gate_width <= 1, p.scale, Qg, K);
+  small_gemm(false, false, L, V, K, 1.0f, Qg, K, S, V, 0.0f, oc, p.H * V);
+  intra.scores(ChunkView{L, K, V, qc, kc, vc, p.H * K, p.H * V, G}, p.scale, A);
+  small_gemm(false, false, L, V, L, 1.0f, A, L, vc, p.H * V, 1.0f, oc, p.H * V);
+}
+
+// W (beta 0) or W + (beta 1) scale (Q o exp(G))^T dO of chunk n. Workspace 2 C K.
+void chunk_state_grad(const Grid& gr, const float* q, const float* g, const float* d_o, int64_t bh, int64_t n,
+                      float beta, float* W, float* w) {
+  const Problem& p = gr.p;
+  const int64_t K = p.K, V = p.V, C = p.C, t0 = n * C, L = gr.len(n);
+  float *G = w, *Qg = w + C * K;
+  load_gates(gr, g, bh, t0, L, G);
+  scale_rows_from_start(q + gr.k_at(bh, t0), p.H * K, G, L, K, p.gate_width <= 1, p.scale, Qg, K);
+  small_gemm(true, false, K, V, L, 1.0f, Qg, K, d_o + gr.v_at(bh, t0), p.H * V, beta, W, V);
+}
+
+struct Io {
+  const float *q, *k, *v, *g, *d_o;
+  float *dq, *dk, *dv, *dg;
+};
+
+constexpr int64_t grads_workspace(int64_t C, int64_t K) { return 5 * C * K + 2 * C * C + C + 2 * K; }
+
+// Gradients of chunk n's inputs from the state entering it (S), the gradient of the state leaving
+// it (dS) and its decay dc. Workspace grads_workspace(C, K).
+void chunk_grads(const Grid& gr, const Intra& intra, const Io& io, int64_t bh, int64_t n, const float* S,
+                 const float* dS, const float* dc, float* w) {
+  const Problem& p = gr.p;
+  const int64_t K = p.K, V = p.V, C = p.C;
+  const float *q = io.q, *k = io.k, *v = io.v, *g = io.g, *d_o = io.d_o;
+  float *dq = io.dq, *dk = io.dk, *dv = io.dv, *dg = io.dg;
+  float *G = w, *Kd = w + C * K, *dKi = w + 2 * C * K, *dQa = w + 3 * C * K, *dKa = w + 4 * C * K;
+  float *A = w + 5 * C * K, *dA = A + C * C, *diag = dA + C * C, *rev = diag + C, *pre = rev + K;
+  const int64_t t0 = n * C, L = gr.len(n), ldk = p.H * K, ldv = p.H * V;
+  load_gates(gr, g, bh, t0, L, G);
+  const float *qc = q + gr.k_at(bh, t0), *kc = k + gr.k_at(bh, t0), *vc = v + gr.v_at(bh, t0);
+  const float* doc = d_o + gr.v_at(bh, t0);
+  float *dqc = dq + gr.k_at(bh, t0), *dkc = dk + gr.k_at(bh, t0), *dvc = dv + gr.v_at(bh, t0);
+  const ChunkView cv{L, K, V, qc, kc, vc, ldk, ldv, G};
+  intra.scores(cv, p.scale, A);
+  small_gemm(false, true, L, L, V, 1.0f, doc, ldv, vc, ldv, 0.0f, dA, L);
+  // dV = A^T dO + (K o exp(G_last - G)) dS
+  small_gemm(true, false, L, V, L, 1.0f, A, L, doc, ldv, 0.0f, dvc, ldv);
+  scale_rows_to_end(kc, ldk, G, L, K, p.gate_width <= 1, Kd, K);
+  small_gemm(false, false, L, V, K, 1.0f, Kd, K, dS, V, 1.0f, dvc, ldv);
+  // Inter-chunk parts: dq = scale exp(G) o (dO S^T) (in dq), dk = exp(G_last - G) o (V dS^T) (in dKi).
+  small_gemm(false, true, L, K, V, 1.0f, doc, ldv, S, V, 0.0f, dqc, ldk);
+  small_gemm(false, true, L, K, V, 1.0f, vc, ldv, dS, V, 0.0f, dKi, K);
+  scale_rows_from_start(dqc, ldk, G, L, K, p.gate_width <= 1, p.scale, dqc, ldk);
+  scale_rows_to_end(dKi, K, G, L, K, p.gate_width <= 1, dKi, K);
+  // Intra-chunk parts below the diagonal (dQa, dKa); the diagonal (exp(0) = 1 for every gate)
+  // is added last, so the gate gradient never subtracts two O(1) diagonal terms.
+  for (int64_t t = 0; t < L; ++t) diag[t] = p.scale * dA[t * L + t];
+  std::fill(dQa, dQa + L * K, 0.0f);
+  std::fill(dKa, dKa + L * K, 0.0f);
+  intra.score_grads(cv, p.scale, dA, dQa, dKa, K);
+  if (p.gate_width > 0) {
+    // g_t moves G_u for u >= t: dg_t = sum_{u>=t} q_u o dq_u - sum_{u>=t} k_u o dk_u^intra
+    //   + sum_{s<t} k_s o dk_s^inter + exp(G_last) o rowsum(S o dS).
+    // Each sum is taken directly (no difference of two cumulated totals), so strongly decayed
+    // gates keep their tiny gradients accurate.
+    for (int64_t kk = 0; kk < K; ++kk) {
+      float state = 0.0f;
+      for (int64_t vv = 0; vv < V; ++vv) state += S[kk * V + vv] * dS[kk * V + vv];
+      rev[kk] = 0.0f;
+      pre[kk] = dc[kk] * state;
+    }
+    for (int64_t t = L - 1; t >= 0; --t)
+      for (int64_t kk = 0; kk < K; ++kk) {
+        rev[kk] += qc[t * ldk + kk] * (dqc[t * ldk + kk] + dQa[t * K + kk]) - kc[t * ldk + kk] * dKa[t * K + kk];
+        Kd[t * K + kk] = rev[kk];  // Kd is free now
+      }
+    for (int64_t t = 0; t < L; ++t) {
+      float* gt = dg + ((bh / p.H * p.T + t0 + t) * p.H + bh % p.H) * p.gate_width;
+      float total = 0.0f;
+      for (int64_t kk = 0; kk < K; ++kk) {
+        const float v_t = Kd[t * K + kk] + pre[kk];
+        pre[kk] += kc[t * ldk + kk] * dKi[t * K + kk];
+        if (p.gate_width == 1) total += v_t;
+        else gt[kk] = v_t;
+      }
+      if (p.gate_width == 1) gt[0] = total;
+    }
+  }
+  for (int64_t t = 0; t < L; ++t) {
+#pragma omp simd
+    for (int64_t kk = 0; kk < K; ++kk) {
+      dqc[t * ldk + kk] += dQa[t * K + kk] + diag[t] * kc[t * ldk + kk];
+      dkc[t * ldk + kk] = dKi[t * K + kk] + dKa[t * K + kk] + diag[t] * qc[t * ldk + kk];
+    }
+  }
+}
+
 }  // namespace
 
 void chunk_fwd(const Problem& p, const Intra& intra, const float* q, const float* k, const float* v, const float* g,
@@ -117,21 +265,28 @@ void chunk_fwd(const Problem& p, const Intra& intra, const float* q, const float
     if (ht) for (int64_t i = 0; i < BH * KV; ++i) ht[i] = h0 ? h0[i] : 0.0f;
     return;
   }
+  if (by_heads(p)) {
+    for_heads(gr, 2 * KV + K + 2 * C * K + C * C, [&](int64_t bh, float* w) {
+      float *S = w, *U = w + KV, *dc = U + KV, *cw = dc + K;
+      if (h0) std::memcpy(S, h0 + bh * KV, sizeof(float) * KV);
+      else std::fill(S, S + KV, 0.0f);
+      for (int64_t n = 0; n < N; ++n) {
+        chunk_output(gr, intra, q, k, v, g, bh, n, S, o, cw);
+        chunk_contribution(gr, k, v, g, bh, n, U, dc, cw);
+        advance_state(K, V, dc, U, S);
+      }
+      if (ht) std::memcpy(ht + bh * KV, S, sizeof(float) * KV);
+    });
+    return;
+  }
   Tensor states = Tensor::empty({BH, N + 1, K, V}), decay = Tensor::empty({BH, N, K});
   compute_states(gr, k, v, g, h0, states.f32(), decay.f32());
   for_chunks(gr, 2 * C * K + C * C, [&](int64_t bh, int64_t n, float* w) {
-    float *G = w, *Qg = w + C * K, *A = w + 2 * C * K;
-    const int64_t t0 = n * C, L = gr.len(n);
-    load_gates(gr, g, bh, t0, L, G);
-    const float *qc = q + gr.k_at(bh, t0), *kc = k + gr.k_at(bh, t0), *vc = v + gr.v_at(bh, t0);
-    float* oc = o + gr.v_at(bh, t0);
-    scale_rows_from_start(qc, p.H * K, G, L, K, p.scale, Qg, K);
-    gemm(false, false, L, V, K, 1.0f, Qg, K, states.f32() + (bh * (N + 1) + n) * KV, V, 0.0f, oc, p.H * V);
-    intra.scores(ChunkView{L, K, V, qc, kc, vc, p.H * K, p.H * V, G}, p.scale, A);
-    gemm(false, false, L, V, L, 1.0f, A, L, vc, p.H * V, 1.0f, oc, p.H * V);
+    chunk_output(gr, intra, q, k, v, g, bh, n, states.f32() + (bh * (N + 1) + n) * KV, o, w);
   });
   if (ht)
-    for (int64_t bh = 0; bh < BH; ++bh) std::memcpy(ht + bh * KV, states.f32() + (bh * (N + 1) + N) * KV, sizeof(float) * KV);
+    for (int64_t bh = 0; bh < BH; ++bh)
+      std::memcpy(ht + bh * KV, states.f32() + (bh * (N + 1) + N) * KV, sizeof(float) * KV);
 }
 
 void chunk_bwd(const Problem& p, const Intra& intra, const float* q, const float* k, const float* v, const float* g,
@@ -143,6 +298,34 @@ void chunk_bwd(const Problem& p, const Intra& intra, const float* q, const float
     if (dh0) for (int64_t i = 0; i < BH * KV; ++i) dh0[i] = d_ht ? d_ht[i] : 0.0f;
     return;
   }
+  const Io io{q, k, v, g, d_o, dq, dk, dv, dg};
+  if (by_heads(p)) {
+    // One head at a time: its states in order, then the chunks backwards with the running
+    // gradient dS of the state leaving the current chunk.
+    for_heads(gr, (N + 1) * KV + N * K + 2 * KV + grads_workspace(C, K), [&](int64_t bh, float* w) {
+      float *St = w, *dcs = St + (N + 1) * KV, *dS = dcs + N * K, *U = dS + KV, *cw = U + KV;
+      if (h0) std::memcpy(St, h0 + bh * KV, sizeof(float) * KV);
+      else std::fill(St, St + KV, 0.0f);
+      for (int64_t n = 0; n < N; ++n) {
+        chunk_contribution(gr, k, v, g, bh, n, U, dcs + n * K, cw);
+        std::memcpy(St + (n + 1) * KV, St + n * KV, sizeof(float) * KV);
+        advance_state(K, V, dcs + n * K, U, St + (n + 1) * KV);
+      }
+      if (d_ht) std::memcpy(dS, d_ht + bh * KV, sizeof(float) * KV);
+      else std::fill(dS, dS + KV, 0.0f);
+      for (int64_t n = N - 1; n >= 0; --n) {
+        chunk_grads(gr, intra, io, bh, n, St + n * KV, dS, dcs + n * K, cw);
+        // dL/d(state entering chunk n) = dc o dS + scale (Q o exp(G))^T dO
+        for (int64_t kk = 0; kk < K; ++kk) {
+#pragma omp simd
+          for (int64_t vv = 0; vv < V; ++vv) dS[kk * V + vv] *= dcs[n * K + kk];
+        }
+        chunk_state_grad(gr, q, g, d_o, bh, n, 1.0f, dS, cw);
+      }
+      if (dh0) std::memcpy(dh0 + bh * KV, dS, sizeof(float) * KV);
+    });
+    return;
+  }
   Tensor states = Tensor::empty({BH, N + 1, K, V}), decay = Tensor::empty({BH, N, K});
   Tensor dstates = Tensor::empty({BH, N + 1, K, V});
   float *St = states.f32(), *dSt = dstates.f32();
@@ -150,11 +333,7 @@ void chunk_bwd(const Problem& p, const Intra& intra, const float* q, const float
   // Slot n of dstates first receives W_n = scale (Q o exp(G))^T dO of chunk n, then the reverse
   // scan turns it into dL/d(state entering chunk n) = decay_n o dS_{n+1} + W_n; slot N = d_ht.
   for_chunks(gr, 2 * C * K, [&](int64_t bh, int64_t n, float* w) {
-    float *G = w, *Qg = w + C * K;
-    const int64_t t0 = n * C, L = gr.len(n);
-    load_gates(gr, g, bh, t0, L, G);
-    scale_rows_from_start(q + gr.k_at(bh, t0), p.H * K, G, L, K, p.scale, Qg, K);
-    gemm(true, false, K, V, L, 1.0f, Qg, K, d_o + gr.v_at(bh, t0), p.H * V, 0.0f, dSt + (bh * (N + 1) + n) * KV, V);
+    chunk_state_grad(gr, q, g, d_o, bh, n, 0.0f, dSt + (bh * (N + 1) + n) * KV, w);
   });
   parallel_for(BH, grain_for(2.0 * N * KV), [&](int64_t b0, int64_t b1) {
     for (int64_t bh = b0; bh < b1; ++bh) {
@@ -171,74 +350,9 @@ void chunk_bwd(const Problem& p, const Intra& intra, const float* q, const float
       if (dh0) std::memcpy(dh0 + bh * KV, dS, sizeof(float) * KV);
     }
   });
-  for_chunks(gr, 5 * C * K + 2 * C * C + C + 2 * K, [&](int64_t bh, int64_t n, float* w) {
-    float *G = w, *Kd = w + C * K, *dKi = w + 2 * C * K, *dQa = w + 3 * C * K, *dKa = w + 4 * C * K;
-    float *A = w + 5 * C * K, *dA = A + C * C, *diag = dA + C * C, *rev = diag + C, *pre = rev + K;
-    const int64_t t0 = n * C, L = gr.len(n), ldk = p.H * K, ldv = p.H * V;
-    load_gates(gr, g, bh, t0, L, G);
-    const float *qc = q + gr.k_at(bh, t0), *kc = k + gr.k_at(bh, t0), *vc = v + gr.v_at(bh, t0);
-    const float *doc = d_o + gr.v_at(bh, t0), *S = St + (bh * (N + 1) + n) * KV, *dS = dSt + (bh * (N + 1) + n + 1) * KV;
-    float *dqc = dq + gr.k_at(bh, t0), *dkc = dk + gr.k_at(bh, t0), *dvc = dv + gr.v_at(bh, t0);
-    const ChunkView cv{L, K, V, qc, kc, vc, ldk, ldv, G};
-    intra.scores(cv, p.scale, A);
-    gemm(false, true, L, L, V, 1.0f, doc, ldv, vc, ldv, 0.0f, dA, L);
-    // dV = A^T dO + (K o exp(G_last - G)) dS
-    gemm(true, false, L, V, L, 1.0f, A, L, doc, ldv, 0.0f, dvc, ldv);
-    scale_rows_to_end(kc, ldk, G, L, K, Kd, K);
-    gemm(false, false, L, V, K, 1.0f, Kd, K, dS, V, 1.0f, dvc, ldv);
-    // Inter-chunk parts: dq = scale exp(G) o (dO S^T) (in dq), dk = exp(G_last - G) o (V dS^T) (in dKi).
-    gemm(false, true, L, K, V, 1.0f, doc, ldv, S, V, 0.0f, dqc, ldk);
-    gemm(false, true, L, K, V, 1.0f, vc, ldv, dS, V, 0.0f, dKi, K);
-    const float* Gl = G + (L - 1) * K;
-    for (int64_t t = 0; t < L; ++t) {
-#pragma omp simd
-      for (int64_t kk = 0; kk < K; ++kk) {
-        dqc[t * ldk + kk] *= p.scale * exp_f32(G[t * K + kk]);
-        dKi[t * K + kk] *= exp_f32(Gl[kk] - G[t * K + kk]);
-      }
-    }
-    // Intra-chunk parts below the diagonal (dQa, dKa); the diagonal (exp(0) = 1 for every gate)
-    // is added last, so the gate gradient never subtracts two O(1) diagonal terms.
-    for (int64_t t = 0; t < L; ++t) diag[t] = p.scale * dA[t * L + t];
-    std::fill(dQa, dQa + L * K, 0.0f);
-    std::fill(dKa, dKa + L * K, 0.0f);
-    intra.score_grads(cv, p.scale, dA, dQa, dKa, K);
-    if (p.gate_width > 0) {
-      // g_t moves G_u for u >= t: dg_t = sum_{u>=t} q_u o dq_u - sum_{u>=t} k_u o dk_u^intra
-      //   + sum_{s<t} k_s o dk_s^inter + exp(G_last) o rowsum(S o dS).
-      // Each sum is taken directly (no difference of two cumulated totals), so strongly decayed
-      // gates keep their tiny gradients accurate.
-      const float* dc = decay.f32() + (bh * N + n) * K;
-      for (int64_t kk = 0; kk < K; ++kk) {
-        float state = 0.0f;
-        for (int64_t vv = 0; vv < V; ++vv) state += S[kk * V + vv] * dS[kk * V + vv];
-        rev[kk] = 0.0f;
-        pre[kk] = dc[kk] * state;
-      }
-      for (int64_t t = L - 1; t >= 0; --t)
-        for (int64_t kk = 0; kk < K; ++kk) {
-          rev[kk] += qc[t * ldk + kk] * (dqc[t * ldk + kk] + dQa[t * K + kk]) - kc[t * ldk + kk] * dKa[t * K + kk];
-          Kd[t * K + kk] = rev[kk];  // Kd is free now
-        }
-      for (int64_t t = 0; t < L; ++t) {
-        float* gt = dg + ((bh / p.H * p.T + t0 + t) * p.H + bh % p.H) * p.gate_width;
-        float total = 0.0f;
-        for (int64_t kk = 0; kk < K; ++kk) {
-          const float v_t = Kd[t * K + kk] + pre[kk];
-          pre[kk] += kc[t * ldk + kk] * dKi[t * K + kk];
-          if (p.gate_width == 1) total += v_t;
-          else gt[kk] = v_t;
-        }
-        if (p.gate_width == 1) gt[0] = total;
-      }
-    }
-    for (int64_t t = 0; t < L; ++t) {
-#pragma omp simd
-      for (int64_t kk = 0; kk < K; ++kk) {
-        dqc[t * ldk + kk] += dQa[t * K + kk] + diag[t] * kc[t * ldk + kk];
-        dkc[t * ldk + kk] = dKi[t * K + kk] + dKa[t * K + kk] + diag[t] * qc[t * ldk + kk];
-      }
-    }
+  for_chunks(gr, grads_workspace(C, K), [&](int64_t bh, int64_t n, float* w) {
+    chunk_grads(gr, intra, io, bh, n, St + (bh * (N + 1) + n) * KV, dSt + (bh * (N + 1) + n + 1) * KV,
+                decay.f32() + (bh * N + n) * K, w);
   });
 }
 

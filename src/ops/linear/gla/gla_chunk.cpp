@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "core/simd_math.h"
-#include "ops/linalg/gemm/gemm.h"
 #include "ops/linear/common/chunk_engine.h"
+#include "ops/linear/common/small_gemm.h"
 #include "ops/linear/gla/gla.h"
 
 namespace speedlm::ops {
@@ -17,7 +17,8 @@ using linear_chunk::ChunkView;
 constexpr int64_t kSub = 16;
 
 // out[j, k] = x[j, k] * exp(sign * (G[j, k] - r[k])) for rows j in [j0, j1); callers pick the sign
-// and reference r so that every exponent is <= 0.
+// and reference r so that every exponent is <= 0, except on a diagonal block whose range is
+// bounded by kMaxGemmRange.
 void rescale(const float* x, int64_t ldx, const float* G, int64_t K, const float* r, float sign, int64_t j0,
              int64_t j1, float* out) {
   for (int64_t j = j0; j < j1; ++j) {
@@ -32,9 +33,32 @@ float* scratch(std::vector<float>& buf, size_t n) {
   return buf.data();
 }
 
+// A sub-chunk whose gates move by less than this (per channel, first row to last) also takes its
+// diagonal block through the rescaled GEMM: the factors exp(G_t - r), exp(r - G_s) then lie in
+// [e^-60, e^60], far inside f32 (overflow at e^88). Stronger decay is summed element-wise.
+constexpr float kMaxGemmRange = 60.0f;
+
+bool diagonal_by_gemm(const ChunkView& c, int64_t i0, int64_t i1) {
+  float range = 0.0f;
+  for (int64_t kk = 0; kk < c.K; ++kk) range = std::max(range, c.G[i0 * c.K + kk] - c.G[(i1 - 1) * c.K + kk]);
+  return range <= kMaxGemmRange;
+}
+
+// Element-wise diagonal block: A_ts = scale sum_k q_tk k_sk exp(G_tk - G_sk), s <= t.
+void diagonal_scores(const ChunkView& c, float scale, int64_t i0, int64_t i1, float* A) {
+  for (int64_t t = i0; t < i1; ++t)
+    for (int64_t s = i0; s <= t; ++s) {
+      const float *qt = c.q + t * c.ldk, *ks = c.k + s * c.ldk, *Gt = c.G + t * c.K, *Gs = c.G + s * c.K;
+      float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t kk = 0; kk < c.K; ++kk) acc += qt[kk] * ks[kk] * exp_f32(Gt[kk] - Gs[kk]);
+      A[t * c.L + s] = scale * acc;
+    }
+}
+
 // Per query sub-chunk [i0, i1) with reference r = G_{i0}: q~_t = q_t exp(G_t - r) (t >= i0) and
-// k~_s = k_s exp(r - G_s) (s < i0) make the off-diagonal block one GEMM; the diagonal block
-// sums exp(G_t - G_s) element-wise.
+// k~_s = k_s exp(r - G_s) (s < i0) make the off-diagonal block one GEMM; the diagonal block joins
+// that GEMM (then masked) when its gate range allows, else it is summed element-wise.
 void scores(const ChunkView& c, float scale, float* A) {
   thread_local std::vector<float> qbuf, kbuf;
   const int64_t L = c.L, K = c.K;
@@ -43,50 +67,58 @@ void scores(const ChunkView& c, float scale, float* A) {
   for (int64_t i0 = 0; i0 < L; i0 += kSub) {
     const int64_t i1 = std::min(i0 + kSub, L);
     const float* r = c.G + i0 * K;
-    if (i0 > 0) {
+    const bool diag = diagonal_by_gemm(c, i0, i1);
+    const int64_t cols = diag ? i1 : i0;
+    if (cols > 0) {
       rescale(c.q, c.ldk, c.G, K, r, 1.0f, i0, i1, Qt);
-      rescale(c.k, c.ldk, c.G, K, r, -1.0f, 0, i0, Kt);
-      gemm(false, true, i1 - i0, i0, K, scale, Qt, K, Kt, K, 0.0f, A + i0 * L, L);
+      rescale(c.k, c.ldk, c.G, K, r, -1.0f, 0, cols, Kt);
+      small_gemm(false, true, i1 - i0, cols, K, scale, Qt, K, Kt, K, 0.0f, A + i0 * L, L);
     }
-    for (int64_t t = i0; t < i1; ++t)
-      for (int64_t s = i0; s <= t; ++s) {
-        const float *qt = c.q + t * c.ldk, *ks = c.k + s * c.ldk, *Gt = c.G + t * K, *Gs = c.G + s * K;
-        float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-        for (int64_t kk = 0; kk < K; ++kk) acc += qt[kk] * ks[kk] * exp_f32(Gt[kk] - Gs[kk]);
-        A[t * L + s] = scale * acc;
-      }
+    if (diag) {
+      for (int64_t t = i0; t < i1; ++t) std::fill(A + t * L + t + 1, A + t * L + i1, 0.0f);
+    } else {
+      diagonal_scores(c, scale, i0, i1, A);
+    }
   }
 }
 
-// The transpose of `scores`: dq through the query-side reference of each query sub-chunk,
-// dk through the reference G_{j1-1} (last row) of each key sub-chunk [j0, j1), whose later
-// queries t >= j1 get q~_t = q_t exp(G_t - G_{j1-1}) and keys k-factor exp(G_{j1-1} - G_s).
+// The transpose of `scores`, strictly below the diagonal: dq through the query-side reference of
+// each query sub-chunk, dk through the reference G_{j1-1} (last row) of each key sub-chunk
+// [j0, j1), whose later queries get q~_t = q_t exp(G_t - G_{j1-1}) and keys the factor
+// exp(G_{j1-1} - G_s). GEMM-able diagonal blocks enter with dA masked to s < t.
 void score_grads(const ChunkView& c, float scale, float* dA, float* dq, float* dk, int64_t ld) {
-  thread_local std::vector<float> abuf, bbuf, tbuf;
+  thread_local std::vector<float> abuf, tbuf, mbuf;
   const int64_t L = c.L, K = c.K;
-  float *X = scratch(abuf, L * K), *Y = scratch(bbuf, L * K), *tmp = scratch(tbuf, L * K);
-  for (int64_t i0 = kSub; i0 < L; i0 += kSub) {
-    const int64_t i1 = std::min(i0 + kSub, L);
+  float *X = scratch(abuf, L * K), *tmp = scratch(tbuf, L * K), *M = scratch(mbuf, L * L);
+  // M = dA with every entry at or above the diagonal zeroed.
+  for (int64_t t = 0; t < L; ++t)
+    for (int64_t s = 0; s < L; ++s) M[t * L + s] = s < t ? dA[t * L + s] : 0.0f;
+  std::vector<char> diag_gemm;
+  for (int64_t i0 = 0; i0 < L; i0 += kSub) diag_gemm.push_back(diagonal_by_gemm(c, i0, std::min(i0 + kSub, L)));
+  for (int64_t i0 = 0; i0 < L; i0 += kSub) {
+    const int64_t i1 = std::min(i0 + kSub, L), cols = diag_gemm[i0 / kSub] ? i1 : i0;
+    if (cols == 0) continue;
     const float* r = c.G + i0 * K;
-    rescale(c.k, c.ldk, c.G, K, r, -1.0f, 0, i0, X);
-    gemm(false, false, i1 - i0, K, i0, scale, dA + i0 * L, L, X, K, 0.0f, tmp, K);
+    rescale(c.k, c.ldk, c.G, K, r, -1.0f, 0, cols, X);
+    small_gemm(false, false, i1 - i0, K, cols, scale, M + i0 * L, L, X, K, 0.0f, tmp, K);
     for (int64_t t = i0; t < i1; ++t) {
 #pragma omp simd
       for (int64_t kk = 0; kk < K; ++kk) dq[t * ld + kk] += tmp[(t - i0) * K + kk] * exp_f32(c.G[t * K + kk] - r[kk]);
     }
   }
-  for (int64_t j0 = 0; j0 + kSub < L; j0 += kSub) {
-    const int64_t j1 = j0 + kSub;
+  for (int64_t j0 = 0; j0 < L; j0 += kSub) {
+    const int64_t j1 = std::min(j0 + kSub, L), rows0 = diag_gemm[j0 / kSub] ? j0 : j1;
+    if (rows0 >= L) continue;
     const float* r = c.G + (j1 - 1) * K;
-    rescale(c.q, c.ldk, c.G, K, r, 1.0f, j1, L, Y);
-    gemm(true, false, j1 - j0, K, L - j1, scale, dA + j1 * L + j0, L, Y, K, 0.0f, tmp, K);
+    rescale(c.q, c.ldk, c.G, K, r, 1.0f, rows0, L, X);
+    small_gemm(true, false, j1 - j0, K, L - rows0, scale, M + rows0 * L + j0, L, X, K, 0.0f, tmp, K);
     for (int64_t s = j0; s < j1; ++s) {
 #pragma omp simd
       for (int64_t kk = 0; kk < K; ++kk) dk[s * ld + kk] += tmp[(s - j0) * K + kk] * exp_f32(r[kk] - c.G[s * K + kk]);
     }
   }
   for (int64_t i0 = 0; i0 < L; i0 += kSub) {
+    if (diag_gemm[i0 / kSub]) continue;
     const int64_t i1 = std::min(i0 + kSub, L);
     for (int64_t t = i0; t < i1; ++t)
       for (int64_t s = i0; s < t; ++s) {

@@ -4,8 +4,8 @@
 #include <cmath>
 
 #include "core/simd_math.h"
-#include "ops/linalg/gemm/gemm.h"
 #include "ops/linear/common/chunk_engine.h"
+#include "ops/linear/common/small_gemm.h"
 #include "ops/linear/simple_gla/simple_gla.h"
 
 namespace speedlm::ops {
@@ -28,15 +28,15 @@ void apply_decay(const ChunkView& c, float scale, bool with_diagonal, float* M) 
 }
 
 void scores(const ChunkView& c, float scale, float* A) {
-  gemm(false, true, c.L, c.L, c.K, 1.0f, c.q, c.ldk, c.k, c.ldk, 0.0f, A, c.L);
+  small_gemm(false, true, c.L, c.L, c.K, 1.0f, c.q, c.ldk, c.k, c.ldk, 0.0f, A, c.L);
   apply_decay(c, scale, true, A);
 }
 
 // dP = scale dA o Gamma strictly below the diagonal (in place): dq += dP K, dk += dP^T Q.
 void score_grads(const ChunkView& c, float scale, float* dP, float* dq, float* dk, int64_t ld) {
   apply_decay(c, scale, false, dP);
-  gemm(false, false, c.L, c.K, c.L, 1.0f, dP, c.L, c.k, c.ldk, 1.0f, dq, ld);
-  gemm(true, false, c.L, c.K, c.L, 1.0f, dP, c.L, c.q, c.ldk, 1.0f, dk, ld);
+  small_gemm(false, false, c.L, c.K, c.L, 1.0f, dP, c.L, c.k, c.ldk, 1.0f, dq, ld);
+  small_gemm(true, false, c.L, c.K, c.L, 1.0f, dP, c.L, c.q, c.ldk, 1.0f, dk, ld);
 }
 
 linear_chunk::Problem problem(const SimpleGlaParams& p, const SimpleGlaDims& d, bool gated) {
