@@ -113,4 +113,59 @@ struct KvBenchRow {
 // "kv_cache" dtype (int8 adds one f32 scale per token, kv head, K and V).
 Result<std::vector<KvBenchRow>> bench_kv(const std::string& config_path, int64_t context, const std::string& kv_dtype);
 
+// ---- arena ----
+// Trains each model config under the same budget on one task and compares them:
+// parameters, training tokens/s, prefill and decode tokens/s and decoding memory at several
+// context lengths, the task metric. Writes arena.md, arena.csv, speed.csv and loss.csv to
+// out_dir (plots come from scripts/plot_arena.py over those CSVs).
+struct ArenaOptions {
+  std::vector<std::string> config_paths;  // model config JSONs (their "train" sections give lr etc.)
+  std::string task = "lm";               // mqar | copy | induction | lm
+  std::string data_dir;                  // lm: a folder written by prepare-data
+  std::string out_dir;
+  std::string budget = "1m";             // per run: "90s", "1.5m", "2min", a plain number of minutes,
+                                         // or tokens: "500000tok", "300ktok", "2Mtok"
+  std::vector<int64_t> seq_lens;         // grid axis: task sequence lengths (empty: the task default)
+  std::vector<int64_t> d_models;         // grid axis: d_model overrides (empty: each config's own)
+  std::string overrides;                 // "key=value,..." set in every config (dotted paths, JSON values)
+  int64_t batch_size = 0;                // 0: the task's default (lm: the config's train.batch_size)
+  double lr = 0.0;                       // 0: the config's train.lr
+  int64_t vocab_size = 0;                // synthetic tasks: 0 for the task's default vocabulary
+  int64_t kv_pairs = 0;                  // mqar: 0 for seq_len / 16 (Zoology's grid)
+  std::vector<int64_t> contexts = {512, 1024, 2048, 4096, 8192};  // prefill/decode/memory lengths
+  int64_t decode_tokens = 32;            // timed decode steps after each context
+  bool skip_speed = false;               // only train and score (grids)
+  int64_t test_examples = 1000;          // synthetic tasks: fixed test set size
+  int64_t eval_tokens = 65536;           // lm: validation tokens for bits per byte
+  std::string prompt = "The";            // lm: the best model continues it
+  int64_t sample_tokens = 120;
+  int threads = 0;
+  std::string precision = "fp32";        // fp32 | bf16 (training matmuls)
+  uint64_t seed = 1234;
+};
+struct ArenaSpeed {
+  int64_t context = 0;
+  double prefill_tokens_per_s = 0.0;  // one forward over `context` fresh tokens, batch 1
+  double decode_tokens_per_s = 0.0;   // decode_tokens single-token steps after that context
+  size_t state_bytes = 0;             // decoding memory after the context
+};
+struct ArenaRow {
+  std::string name;    // the config's file name without .json
+  std::string config;  // its path
+  int64_t seq_len = 0, d_model = 0, params = 0, steps = 0, train_tokens = 0;
+  double train_seconds = 0.0, train_tokens_per_s = 0.0, final_loss = 0.0;
+  std::string metric_name;  // accuracy (synthetic tasks) or val_bpb (lm)
+  double metric = 0.0;
+  std::vector<ArenaSpeed> speed;
+  std::vector<std::pair<double, double>> curve;  // (training seconds, training loss)
+};
+struct ArenaReport {
+  std::vector<ArenaRow> rows;
+  std::string table;   // the Markdown written to arena.md
+  std::string best;    // lm: the row with the lowest bits per byte; else the highest accuracy
+  std::string sample;  // lm: the best model's continuation of the prompt
+};
+// progress receives one line at a time while the arena runs.
+Result<ArenaReport> run_arena(const ArenaOptions& opt, const std::function<void(const std::string&)>& progress);
+
 }  // namespace speedlm

@@ -120,6 +120,16 @@ Status JsonFields::get_object(const std::string& key, nlohmann::json& out, bool 
   return Status::ok();
 }
 
+Status JsonFields::get_object_list(const std::string& key, std::vector<nlohmann::json>& out, bool required) {
+  const nlohmann::json* v = find(key);
+  if (!v) return required ? missing(key) : Status::ok();
+  if (!v->is_array() || v->empty()) return error(key, " = " + v->dump() + ": must be a non-empty list of objects");
+  for (size_t i = 0; i < v->size(); ++i)
+    if (!(*v)[i].is_object()) return error(key, fmt::format("[{}] = {}: must be an object", i, (*v)[i].dump()));
+  out = v->get<std::vector<nlohmann::json>>();
+  return Status::ok();
+}
+
 Status JsonFields::finish() const {
   if (!obj_.is_object()) return Status::error(where_, (path_.empty() ? "top level" : path_) + ": must be an object");
   for (auto it = obj_.begin(); it != obj_.end(); ++it)

@@ -26,6 +26,8 @@ class JsonFields {
   Status get_string_list(const std::string& key, std::vector<std::string>& out, bool required = false);
   // A nested object (absent: returns a null json and ok unless required).
   Status get_object(const std::string& key, nlohmann::json& out, bool required = false);
+  // A non-empty list of objects.
+  Status get_object_list(const std::string& key, std::vector<nlohmann::json>& out, bool required = false);
   bool has(const std::string& key) const;
   // Errors for every key that no getter asked about.
   Status finish() const;

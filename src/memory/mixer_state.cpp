@@ -8,6 +8,7 @@ const char* memory_kind_name(MemoryKind kind) {
     case MemoryKind::WindowKv: return "window_kv";
     case MemoryKind::LatentKv: return "latent_kv";
     case MemoryKind::Recurrent: return "recurrent";
+    case MemoryKind::Composite: return "composite";
   }
   return "?";
 }

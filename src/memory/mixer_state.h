@@ -9,7 +9,8 @@
 
 namespace speedlm {
 
-enum class MemoryKind { GrowingKv, WindowKv, LatentKv, Recurrent };
+// Composite: the states of an intra-layer hybrid's branches side by side (CompositeState).
+enum class MemoryKind { GrowingKv, WindowKv, LatentKv, Recurrent, Composite };
 const char* memory_kind_name(MemoryKind kind);
 
 class MixerState {

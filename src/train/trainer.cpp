@@ -14,6 +14,7 @@
 #include "train/evaluate.h"
 #include "train/schedule.h"
 #include "train/train_config.h"
+#include "train/train_step.h"
 
 namespace speedlm {
 
@@ -68,7 +69,7 @@ Result<Setup> setup_model(const TrainOptions& opt, const data::Dataset& data) {
 }
 
 // " | aux 0.0123 | moe max/mean 1.42 (layer 3), dropped 0.0%" over the MoE layers; "" without any.
-std::string moe_progress(const std::vector<std::pair<int64_t, nn::MoeLoad>>& loads, const ag::Var& aux) {
+std::string moe_progress(const std::vector<std::pair<int64_t, nn::MoeLoad>>& loads, const StepResult& step) {
   if (loads.empty()) return "";
   double worst = 0.0;
   int64_t worst_layer = 0, dropped = 0, slots = 0;
@@ -77,7 +78,7 @@ std::string moe_progress(const std::vector<std::pair<int64_t, nn::MoeLoad>>& loa
     dropped += load.dropped, slots += load.slots();
   }
   return fmt::format("{} | moe max/mean {:.2f} (layer {}), dropped {:.1f}%",
-                     aux.defined() ? fmt::format(" | aux {:.4f}", aux.value().f32()[0]) : "", worst, worst_layer,
+                     step.has_aux ? fmt::format(" | aux {:.4f}", step.aux_loss) : "", worst, worst_layer,
                      slots > 0 ? 100.0 * static_cast<double>(dropped) / static_cast<double>(slots) : 0.0);
 }
 
@@ -143,17 +144,10 @@ Result<TrainReport> train(const TrainOptions& opt) {
   const int64_t first_step = state.step;
   while (state.step < tc.steps) {
     Clock::time_point t0 = Clock::now();
-    data::Batch batch = batcher.next();
-    ag::Var loss = model.loss(batch.inputs, batch.targets);
-    // MoE balancing losses join the objective; the logged loss stays the cross-entropy.
-    ag::Var aux = model.take_aux_loss();
-    ag::backward(aux.defined() ? ag::add(loss, aux) : loss);
-    double norm = grad_norm(model.params());
     double lr = lr_at(state.step, tc.lr, tc.min_lr_ratio, tc.warmup_steps, tc.steps);
-    adam.step(lr, clip_scale(norm, tc.grad_clip));
-    adam.zero_grad();
-    model.update_router_bias();
-    float loss_v = loss.value().f32()[0];
+    StepResult sr = train_step(model, adam, batcher.next(), lr, tc.grad_clip);
+    float loss_v = sr.loss;
+    double norm = sr.grad_norm;
     if (!std::isfinite(loss_v)) return Status::errorf("train", "step {}: loss is {}; stopping", state.step, loss_v);
     state.losses.push_back(loss_v);
     ++state.step;
@@ -172,7 +166,7 @@ Result<TrainReport> train(const TrainOptions& opt) {
                                          : (tc.steps - state.step) * tokens_per_step / tps;
       log_info("step {:>6}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s | MFU {:.0f}% | ETA {}{}",
                state.step, tc.steps, loss_v, lr, norm, tps, 100.0 * mfu, format_eta(eta),
-               moe_progress(model.take_moe_load(), aux));
+               moe_progress(model.take_moe_load(), sr));
       window_t0 = Clock::now(), window_tokens = 0;
     }
     bool eval_due = opt.eval_every_s > 0 ? train_s - last_eval_s >= opt.eval_every_s

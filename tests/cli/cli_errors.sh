@@ -60,6 +60,7 @@ sed 's/"top_k": 2/"top_k": 5/' "$WORK/moe.json" > "$WORK/bad_moe.json"
 expect_error "ffns.m.top_k = 5: must be in [1, 4]" "$BIN" train --config "$WORK/bad_moe.json" --data "$WORK/data" --out "$WORK/r4"
 expect_ok "$BIN" train --help
 expect_ok "$BIN" bench --help
+expect_ok "$BIN" arena --help
 # An MLA model trains, resumes nothing, generates; bench kv reports its latent cache:
 # (kv_lora_rank 64 + rope dim 16) * 4 bytes = 320 per token per layer, 640 for 2 layers.
 python3 - "$SRC/configs/mla.json" "$WORK/mla.json" <<'PY'
@@ -112,6 +113,30 @@ head -c 10 "$WORK/data/val.bin" > "$WORK/short.bin"
 cp -r "$WORK/data" "$WORK/baddata"
 cp "$WORK/short.bin" "$WORK/baddata/val.bin"
 expect_error "val.bin" "$BIN" eval --model "$WORK/run" --data "$WORK/baddata"
+
+# The arena: a tiny MQAR run and a tiny corpus run end to end, then its flag errors.
+expect_ok "$BIN" arena --task mqar --configs "$WORK/tiny.json" --seq-lens 16 --vocab 64 --budget 2ktok --batch 4 \
+  --contexts 16,32 --decode-tokens 2 --test-examples 8 --out "$WORK/arena1" --no-plots --threads 1
+for f in arena.md arena.csv speed.csv loss.csv; do
+  [ -s "$WORK/arena1/$f" ] || { echo "FAIL: arena wrote no $f"; failures=$((failures + 1)); }
+done
+expect_ok "$BIN" arena --task lm --data "$WORK/data" --configs "$WORK/tiny.json","$WORK/tiny.json" --budget 1ktok \
+  --contexts 32 --decode-tokens 2 --eval-tokens 256 --sample-tokens 4 --out "$WORK/arena2" --threads 1
+grep -q "sample from the best model" "$WORK/out.log" || { echo "FAIL: arena lm printed no sample"; failures=$((failures + 1)); }
+if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+  for f in loss.png memory.png throughput.png; do
+    [ -s "$WORK/arena2/$f" ] || { echo "FAIL: arena drew no $f"; failures=$((failures + 1)); }
+  done
+fi
+expect_error "missing required flag --configs" "$BIN" arena --out "$WORK/a"
+expect_error "--task = 'sort': expected mqar, copy, induction or lm" "$BIN" arena --configs "$WORK/tiny.json" --task sort --out "$WORK/a"
+expect_error "--task lm needs --data" "$BIN" arena --configs "$WORK/tiny.json" --out "$WORK/a"
+expect_error "--budget = 'ten'" "$BIN" arena --configs "$WORK/tiny.json" --task mqar --budget ten --out "$WORK/a"
+expect_error "--seq-lens = '64,x': expected comma-separated integers" "$BIN" arena --configs "$WORK/tiny.json" --task mqar --seq-lens 64,x --out "$WORK/a"
+expect_error "--set d_modl: the config has no key 'd_modl'" "$BIN" arena --configs "$WORK/tiny.json" --task mqar --set d_modl=3 --out "$WORK/a"
+expect_error "nope.json: cannot open file" "$BIN" arena --configs "$WORK/nope.json" --task mqar --out "$WORK/a"
+expect_error "vocab_size = 64: must be greater than seq_len = 64" "$BIN" arena --configs "$WORK/tiny.json" --task mqar --vocab 64 --seq-lens 64 --out "$WORK/a"
+expect_error "--precision = 'fp8'" "$BIN" arena --configs "$WORK/tiny.json" --task copy --precision fp8 --out "$WORK/a"
 
 if [ "$failures" -ne 0 ]; then echo "$failures CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"

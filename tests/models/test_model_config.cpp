@@ -59,7 +59,7 @@ TEST(ModelConfig, BadValuesNameKeyAndValue) {
   j["mixers"]["attn"]["type"] = "conv";
   EXPECT_EQ(error_of(j),
             "[config] mixers.attn.type = \"conv\": unknown mixer type (known: attention, linear_attention, retnet, gla, "
-            "mamba2, mla, deltanet, gated_deltanet, mamba, rwkv7)");
+            "mamba2, mla, deltanet, gated_deltanet, mamba, rwkv7, hymba)");
   j = testing::tiny_config_json();
   j.erase("vocab_size");
   EXPECT_EQ(error_of(j), "[config] vocab_size: required key is missing");

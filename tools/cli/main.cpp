@@ -9,6 +9,8 @@
 
 namespace speedlm::cli {
 
+int run_arena_cmd(const ParsedArgs& a);  // arena_cmd.cpp
+
 namespace {
 
 int fail(const Status& s) {
@@ -175,6 +177,31 @@ const std::vector<Command>& commands() {
         {"threads", ArgKind::Int, "0", "worker threads (0: all cores)"}},
        run_generate},
       {"bench", "Benchmarks: `speedlm bench gemm` (GEMM GFLOP/s), `speedlm bench kv` (decoding memory).", {}, nullptr},
+      {"arena", "Train model configs under the same budget on one task and compare size, speed, memory and quality.",
+       {{"configs", ArgKind::String, "", "comma-separated model config JSONs", true},
+        {"task", ArgKind::String, "lm", "mqar, copy, induction, or lm (the corpus in --data)"},
+        {"data", ArgKind::String, "", "folder written by prepare-data (task lm)"},
+        {"out", ArgKind::String, "", "output folder: arena.md, arena.csv, speed.csv, loss.csv, plots", true},
+        {"budget", ArgKind::String, "1m", "per run: minutes (2, 1.5m, 2min), seconds (90s) or tokens (300ktok, 2Mtok)"},
+        {"seq-lens", ArgKind::String, "", "comma-separated sequence lengths, one run each (default: the task's)"},
+        {"d-models", ArgKind::String, "", "comma-separated d_model values, one run each (default: the config's)"},
+        {"set", ArgKind::String, "", "config edits for every run: key=value,... (dotted paths, JSON values)"},
+        {"batch", ArgKind::Int, "0", "sequences per batch (0: 32 for synthetic tasks, the config's for lm)"},
+        {"lr", ArgKind::Float, "0", "peak learning rate (0: the config's train.lr)"},
+        {"vocab", ArgKind::Int, "0", "synthetic task vocabulary (0: mqar 8192, copy and induction 16)"},
+        {"kv-pairs", ArgKind::Int, "0", "mqar key-value pairs (0: seq_len / 16)"},
+        {"contexts", ArgKind::String, "512,1024,2048,4096,8192", "context lengths for prefill, decode and memory"},
+        {"decode-tokens", ArgKind::Int, "32", "timed decode steps per context"},
+        {"skip-speed", ArgKind::Flag, "", "only train and score (no prefill/decode/memory measurements)"},
+        {"test-examples", ArgKind::Int, "1000", "synthetic tasks: fixed test examples"},
+        {"eval-tokens", ArgKind::Int, "65536", "lm: validation tokens for bits per byte"},
+        {"prompt", ArgKind::String, "The", "lm: the best model continues this prompt"},
+        {"sample-tokens", ArgKind::Int, "120", "lm: tokens in that sample (0: none)"},
+        {"threads", ArgKind::Int, "0", "worker threads (0: all cores)"},
+        {"precision", ArgKind::String, "fp32", "training matmul precision: fp32 or bf16"},
+        {"seed", ArgKind::Int, "1234", "seed of weights, data and test sets"},
+        {"no-plots", ArgKind::Flag, "", "skip the PNG plots"}},
+       run_arena_cmd},
   };
   return table;
 }

@@ -4,6 +4,7 @@
 #include "nn/mixers/attention.h"
 #include "nn/mixers/delta_net.h"
 #include "nn/mixers/gla.h"
+#include "nn/mixers/hymba.h"
 #include "nn/mixers/linear_attention.h"
 #include "nn/mixers/mamba.h"
 #include "nn/mixers/mamba2.h"
@@ -14,7 +15,7 @@
 namespace speedlm::nn {
 
 namespace {
-const char* kKnown = "attention, linear_attention, retnet, gla, mamba2, mla, deltanet, gated_deltanet, mamba, rwkv7";
+const char* kKnown = "attention, linear_attention, retnet, gla, mamba2, mla, deltanet, gated_deltanet, mamba, rwkv7, hymba";
 }  // namespace
 
 Status validate_mixer_config(const nlohmann::json& cfg, const std::string& path, int64_t d_model) {
@@ -32,6 +33,7 @@ Status validate_mixer_config(const nlohmann::json& cfg, const std::string& path,
   if (type == "deltanet" || type == "gated_deltanet") return DeltaNetMixerParams::parse(cfg, path, d_model).status();
   if (type == "mamba") return MambaMixerParams::parse(cfg, path, d_model).status();
   if (type == "rwkv7") return Rwkv7MixerParams::parse(cfg, path, d_model).status();
+  if (type == "hymba") return HymbaMixerParams::parse(cfg, path, d_model).status();
   return Status::error("config", path + ".type = " + it->dump() + ": unknown mixer type (known: " + kKnown + ")");
 }
 
@@ -54,6 +56,7 @@ std::unique_ptr<Mixer> make_mixer(const nlohmann::json& cfg, int64_t d_model) {
   if (type == "deltanet" || type == "gated_deltanet") return build<DeltaNetMixer, DeltaNetMixerParams>(cfg, d_model);
   if (type == "mamba") return build<MambaMixer, MambaMixerParams>(cfg, d_model);
   if (type == "rwkv7") return build<Rwkv7Mixer, Rwkv7MixerParams>(cfg, d_model);
+  if (type == "hymba") return build<HymbaMixer, HymbaMixerParams>(cfg, d_model);
   return build<AttentionMixer, AttentionMixerParams>(cfg, d_model);
 }
 

@@ -1,0 +1,212 @@
+// Hybrids: an inter-layer stack (attention, a Hymba-style intra-layer hybrid, mamba2) whose
+// hymba layer runs attention beside mamba2 or beside attention with other head counts.
+// Prefill == step-by-step decode, memory routed per layer, whole-model snapshot/restore,
+// gradients, config errors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "autograd/functions.h"
+#include "memory/composite_state.h"
+#include "memory/kv_cache.h"
+#include "models/lm.h"
+#include "nn/mixers/hymba.h"
+#include "tiny_model.h"
+
+namespace speedlm {
+namespace {
+
+const nlohmann::json kAttnBranch = {{"type", "attention"}, {"heads", 2}, {"kv_heads", 1}, {"head_dim", 16}};
+const nlohmann::json kMamba2 = {{"type", "mamba2"}, {"head_dim", 16}, {"state_dim", 8}, {"expand", 2}, {"conv", 4},
+                                {"chunk", 16}};
+
+// Layers: attention, a hymba layer (attention + `second` side by side), a mamba2 layer.
+nlohmann::json hybrid_json(const nlohmann::json& second = kMamba2, bool out_proj = true) {
+  nlohmann::json j = testing::tiny_config_json();
+  j["n_layers"] = 3;
+  j["layers"] = {"attn", "hy", "m2"};
+  j["mixers"]["m2"] = kMamba2;
+  j["mixers"]["hy"] = {{"type", "hymba"},
+                       {"out_proj", out_proj},
+                       {"branches", {{{"type", "attention"}, {"heads", 4}, {"kv_heads", 2}, {"head_dim", 8}}, second}}};
+  return j;
+}
+
+ModelConfig hybrid_config(const nlohmann::json& second = kMamba2, bool out_proj = true) {
+  return ModelConfig::from_json(hybrid_json(second, out_proj)).value();
+}
+
+Tensor random_ids(int64_t B, int64_t T, int64_t V, uint64_t seed) {
+  Rng rng(seed);
+  Tensor t = Tensor::empty({B, T}, DType::I32);
+  for (int64_t i = 0; i < t.numel(); ++i) t.i32()[i] = static_cast<int32_t>(rng.below(V));
+  return t;
+}
+
+double rms_rel(const float* a, const float* ref, int64_t n) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < n; ++i) num += (a[i] - ref[i]) * (a[i] - ref[i]), den += ref[i] * ref[i];
+  return std::sqrt(num) / (std::sqrt(den) + 1e-30);
+}
+
+TEST(Hybrid, PrefillLogitsEqualStepByStepDecode) {
+  for (auto [second, out_proj] : {std::pair{kMamba2, true}, {kAttnBranch, true}, {kMamba2, false}}) {
+    LanguageModel model(hybrid_config(second, out_proj));
+    model.init(7);
+    const int64_t B = 2, T = 19, V = 97;
+    Tensor ids = random_ids(B, T, V, 3);
+    ag::NoGradGuard guard;
+    Tensor full = model.forward(ids).value();
+    ModelState state = model.make_state(B);
+    for (int64_t t = 0; t < T; ++t) {
+      Tensor step_ids = Tensor::empty({B, 1}, DType::I32);
+      for (int64_t b = 0; b < B; ++b) step_ids.i32()[b] = ids.i32()[b * T + t];
+      Tensor logits = model.forward_last(step_ids, state);
+      for (int64_t b = 0; b < B; ++b)
+        EXPECT_LE(rms_rel(logits.f32() + b * V, full.f32() + (b * T + t) * V, V), 1e-5) << "t=" << t;
+    }
+    EXPECT_EQ(state.length(), T);
+  }
+}
+
+TEST(Hybrid, MixerStepEqualsParallelForward) {
+  const int64_t D = 32, B = 2, T = 9;
+  auto p = nn::HymbaMixerParams::parse(hybrid_json(kAttnBranch)["mixers"]["hy"], "hy", D);
+  ASSERT_TRUE(p.is_ok()) << p.status().message();
+  nn::HymbaMixer mixer(*p, D);
+  mixer.init(nn::InitSpec{0.1, 0.1}, 5);
+  Tensor x = Tensor::empty({B * T, D});
+  Rng rng(2);
+  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = rng.normal();
+  ag::NoGradGuard guard;
+  Tensor full = mixer.forward(ag::Var(x), B, T, nullptr).value();  // [B*T, D]
+  auto state = mixer.make_state(B);
+  for (int64_t t = 0; t < T; ++t) {
+    Tensor xt = Tensor::empty({B, D});
+    for (int64_t b = 0; b < B; ++b) std::copy_n(x.f32() + (b * T + t) * D, D, xt.f32() + b * D);
+    Tensor yt = mixer.step(xt, *state);
+    for (int64_t b = 0; b < B; ++b) EXPECT_LE(rms_rel(yt.f32() + b * D, full.f32() + (b * T + t) * D, D), 1e-5);
+  }
+}
+
+TEST(Hybrid, MemoryIsRoutedPerLayer) {
+  LanguageModel model(hybrid_config());
+  model.init(3);
+  const int64_t B = 2;
+  ModelState state = model.make_state(B);
+  ASSERT_EQ(state.layers.size(), 3u);
+  EXPECT_EQ(state.layers[0]->kind(), MemoryKind::GrowingKv);
+  EXPECT_EQ(state.layers[1]->kind(), MemoryKind::Composite);
+  EXPECT_EQ(state.layers[2]->kind(), MemoryKind::Recurrent);
+  auto& hy = static_cast<CompositeState&>(*state.layers[1]);
+  ASSERT_EQ(hy.size(), 2u);
+  EXPECT_EQ(hy.branch(0).kind(), MemoryKind::GrowingKv);
+  EXPECT_EQ(hy.branch(1).kind(), MemoryKind::Recurrent);
+  const size_t recurrent = state.layers[2]->bytes();
+  EXPECT_GT(recurrent, 0u);
+  EXPECT_EQ(hy.branch(1).bytes(), recurrent);  // the same mamba2 shape
+  std::vector<size_t> kv_bytes;
+  for (int64_t T : {10, 40}) {
+    model.forward_last(random_ids(B, T, 97, T), state);
+    EXPECT_EQ(hy.length(), state.length());
+    // Fixed states stay the same size; KV caches hold 2 KV heads of 8 per layer and token.
+    EXPECT_EQ(state.layers[2]->bytes(), recurrent);
+    EXPECT_EQ(hy.branch(1).bytes(), recurrent);
+    EXPECT_EQ(hy.branch(0).bytes(), state.layers[0]->bytes());
+    EXPECT_GE(state.layers[0]->bytes(), static_cast<size_t>(2 * B * state.length() * 2 * 8 * 4));
+    EXPECT_EQ(hy.bytes(), hy.branch(0).bytes() + hy.branch(1).bytes());
+    EXPECT_EQ(state.bytes(), state.layers[0]->bytes() + hy.bytes() + recurrent);
+    kv_bytes.push_back(state.layers[0]->bytes());
+  }
+  EXPECT_GT(kv_bytes[1], kv_bytes[0]);
+}
+
+// Greedy continuation of the state's context by n tokens; returns the tokens and appends the
+// logits of each step to `logits`.
+std::vector<int32_t> greedy(LanguageModel& model, ModelState& state, int32_t first, int n, std::vector<float>& logits) {
+  std::vector<int32_t> out;
+  int32_t tok = first;
+  for (int i = 0; i < n; ++i) {
+    Tensor l = model.forward_last(Tensor::from_i32({1, 1}, {tok}), state);
+    const int64_t V = l.numel();
+    logits.insert(logits.end(), l.f32(), l.f32() + V);
+    tok = static_cast<int32_t>(std::max_element(l.f32(), l.f32() + V) - l.f32());
+    out.push_back(tok);
+  }
+  return out;
+}
+
+TEST(Hybrid, WholeModelSnapshotRestoreRegeneratesIdentically) {
+  LanguageModel model(hybrid_config());
+  model.init(21);
+  ModelState state = model.make_state(1);
+  std::vector<float> sink;
+  std::vector<int32_t> first = greedy(model, state, 5, 12, sink);
+  const int64_t len = state.length();
+  const size_t bytes = state.bytes();
+  ModelState snap = state.snapshot();
+  EXPECT_EQ(snap.length(), len);
+  std::vector<float> logits_a, logits_b;
+  std::vector<int32_t> a = greedy(model, state, first.back(), 40, logits_a);
+  EXPECT_EQ(state.length(), len + 40);
+  EXPECT_GT(state.bytes(), bytes);  // the KV caches grew past their capacity at 12 tokens
+  // Recurrent states cannot be truncated: only the snapshot brings them back.
+  state.restore(snap);
+  EXPECT_EQ(state.length(), len);
+  std::vector<int32_t> b = greedy(model, state, first.back(), 40, logits_b);
+  EXPECT_EQ(a, b);
+  ASSERT_EQ(logits_a.size(), logits_b.size());
+  for (size_t i = 0; i < logits_a.size(); ++i) ASSERT_EQ(logits_a[i], logits_b[i]) << i;
+}
+
+TEST(Hybrid, ParameterGradientsMatchFiniteDifferences) {
+  LanguageModel model(hybrid_config());
+  model.init(13);
+  const int64_t B = 2, T = 7, V = 97;
+  Tensor ids = random_ids(B, T, V, 9), targets = random_ids(B * T, 1, V, 10).reshape({B * T});
+  auto loss_of = [&] { return ag::cross_entropy(model.forward(ids), targets, {}); };
+  ag::backward(loss_of());
+  Rng pick(1);
+  std::vector<std::string> names;
+  for (const auto& p : model.params()) {
+    if (p.name.find("layers.1.mixer.") != 0) continue;
+    names.push_back(p.name.substr(15));
+    Tensor& w = p.var->value();
+    ASSERT_TRUE(p.var->grad().defined()) << p.name;
+    for (int s = 0; s < 3; ++s) {
+      int64_t i = static_cast<int64_t>(pick.below(w.numel()));
+      float saved = w.f32()[i], eps = 1e-2f;
+      double lp, lm;
+      {
+        ag::NoGradGuard g;
+        w.f32()[i] = saved + eps;
+        lp = loss_of().value().f32()[0];
+        w.f32()[i] = saved - eps;
+        lm = loss_of().value().f32()[0];
+      }
+      w.f32()[i] = saved;
+      double fd = (lp - lm) / (2.0 * eps), an = p.var->grad().f32()[i];
+      EXPECT_NEAR(an, fd, 2e-3 + 2e-2 * std::fabs(fd)) << p.name << "[" << i << "]";
+    }
+  }
+  for (const char* want : {"branches.0.w_qkv", "branches.0.w_o", "norms.0.weight", "norms.1.weight", "w_out"})
+    EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
+  EXPECT_GT(names.size(), 6u);  // mamba2's own weights under branches.1.
+}
+
+TEST(Hybrid, ConfigErrorsNameTheBranch) {
+  nlohmann::json j = hybrid_json(kAttnBranch);
+  j["mixers"]["hy"]["branches"][1]["heads"] = 0;
+  auto r = ModelConfig::from_json(j);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.status().message(), "[config] mixers.hy.branches[1].heads = 0: must be in [1, 4096]");
+  j = hybrid_json();
+  j["mixers"]["hy"]["branches"] = nlohmann::json::array();
+  r = ModelConfig::from_json(j);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.status().message(), "[config] mixers.hy.branches = []: must be a non-empty list of objects");
+}
+
+}  // namespace
+}  // namespace speedlm
