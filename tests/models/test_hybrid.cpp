@@ -9,7 +9,7 @@
 
 #include "autograd/functions.h"
 #include "memory/composite_state.h"
-#include "memory/kv_cache.h"
+#include "memory/paged_kv_cache.h"
 #include "models/lm.h"
 #include "nn/mixers/hymba.h"
 #include "tiny_model.h"
