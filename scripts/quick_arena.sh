@@ -9,9 +9,8 @@
 # ARENA_CONFIGS=a.json,b.json picks the models.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The models compared. The intended set: transformer, gla, mamba2, gated deltanet, one hybrid
-# and one MoE model (add their configs here as they land).
-CONFIGS=${ARENA_CONFIGS:-configs/transformer.json,configs/gla.json,configs/mamba2.json,configs/hymba.json}
+# The models compared: transformer, gla, mamba2, gated deltanet, one hybrid and one MoE model.
+CONFIGS=${ARENA_CONFIGS:-configs/transformer.json,configs/gla.json,configs/mamba2.json,configs/gated_deltanet.json,configs/hymba.json,configs/moe_mixtral.json}
 scripts/install_deps.sh
 scripts/build.sh
 BIN=build/speedlm
