@@ -12,6 +12,7 @@
 #include "memory/paged_kv_cache.h"
 #include "models/lm.h"
 #include "nn/mixers/hymba.h"
+#include "model_checks.h"
 #include "tiny_model.h"
 
 namespace speedlm {
@@ -37,12 +38,7 @@ ModelConfig hybrid_config(const nlohmann::json& second = kMamba2, bool out_proj 
   return ModelConfig::from_json(hybrid_json(second, out_proj)).value();
 }
 
-Tensor random_ids(int64_t B, int64_t T, int64_t V, uint64_t seed) {
-  Rng rng(seed);
-  Tensor t = Tensor::empty({B, T}, DType::I32);
-  for (int64_t i = 0; i < t.numel(); ++i) t.i32()[i] = static_cast<int32_t>(rng.below(V));
-  return t;
-}
+using testing::random_ids;
 
 double rms_rel(const float* a, const float* ref, int64_t n) {
   double num = 0, den = 0;
@@ -163,33 +159,9 @@ TEST(Hybrid, WholeModelSnapshotRestoreRegeneratesIdentically) {
 TEST(Hybrid, ParameterGradientsMatchFiniteDifferences) {
   LanguageModel model(hybrid_config());
   model.init(13);
-  const int64_t B = 2, T = 7, V = 97;
-  Tensor ids = random_ids(B, T, V, 9), targets = random_ids(B * T, 1, V, 10).reshape({B * T});
-  auto loss_of = [&] { return ag::cross_entropy(model.forward(ids), targets, {}); };
-  ag::backward(loss_of());
-  Rng pick(1);
   std::vector<std::string> names;
-  for (const auto& p : model.params()) {
-    if (p.name.find("layers.1.mixer.") != 0) continue;
-    names.push_back(p.name.substr(15));
-    Tensor& w = p.var->value();
-    ASSERT_TRUE(p.var->grad().defined()) << p.name;
-    for (int s = 0; s < 3; ++s) {
-      int64_t i = static_cast<int64_t>(pick.below(w.numel()));
-      float saved = w.f32()[i], eps = 1e-2f;
-      double lp, lm;
-      {
-        ag::NoGradGuard g;
-        w.f32()[i] = saved + eps;
-        lp = loss_of().value().f32()[0];
-        w.f32()[i] = saved - eps;
-        lm = loss_of().value().f32()[0];
-      }
-      w.f32()[i] = saved;
-      double fd = (lp - lm) / (2.0 * eps), an = p.var->grad().f32()[i];
-      EXPECT_NEAR(an, fd, 2e-3 + 2e-2 * std::fabs(fd)) << p.name << "[" << i << "]";
-    }
-  }
+  for (const std::string& n : testing::expect_gradients_match_finite_differences(model, 7, 3, "layers.1.mixer."))
+    names.push_back(n.substr(15));
   for (const char* want : {"branches.0.w_qkv", "branches.0.w_o", "norms.0.weight", "norms.1.weight", "w_out"})
     EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
   EXPECT_GT(names.size(), 6u);  // mamba2's own weights under branches.1.

@@ -11,6 +11,7 @@
 #include "models/lm.h"
 #include "nn/mixers/mla.h"
 #include "train/adamw.h"
+#include "model_checks.h"
 
 namespace speedlm {
 namespace {
@@ -37,12 +38,7 @@ Tensor random_tensor(Shape s, double sd, uint64_t seed) {
   return t;
 }
 
-Tensor random_ids(int64_t B, int64_t T, int64_t V, uint64_t seed) {
-  Rng rng(seed);
-  Tensor t = Tensor::empty({B, T}, DType::I32);
-  for (int64_t i = 0; i < t.numel(); ++i) t.i32()[i] = static_cast<int32_t>(rng.below(V));
-  return t;
-}
+using testing::random_ids;
 
 double rms_rel(const float* a, const float* ref, int64_t n) {
   double num = 0, den = 0;
@@ -124,33 +120,8 @@ TEST(MlaModel, PrefillLogitsEqualStepByStepDecode) {
 TEST(MlaModel, ParameterGradientsMatchFiniteDifferences) {
   LanguageModel model(mla_model({"mla"}));
   model.init(13);
-  const int64_t B = 2, T = 9, V = 97;
-  Tensor ids = random_ids(B, T, V, 9), targets = random_ids(B * T, 1, V, 10).reshape({B * T});
-  auto loss_of = [&] { return ag::cross_entropy(model.forward(ids), targets, {}); };
-  ag::backward(loss_of());
-  Rng pick(1);
-  int checked = 0;
-  for (const auto& p : model.params()) {
-    if (p.name.find("mixer") == std::string::npos) continue;
-    Tensor& w = p.var->value();
-    ASSERT_TRUE(p.var->grad().defined()) << p.name;
-    for (int s = 0; s < 4; ++s, ++checked) {
-      int64_t i = static_cast<int64_t>(pick.below(w.numel()));
-      float saved = w.f32()[i], eps = 1e-2f;
-      double lp, lm;
-      {
-        ag::NoGradGuard g;
-        w.f32()[i] = saved + eps;
-        lp = loss_of().value().f32()[0];
-        w.f32()[i] = saved - eps;
-        lm = loss_of().value().f32()[0];
-      }
-      w.f32()[i] = saved;
-      double fd = (lp - lm) / (2.0 * eps), an = p.var->grad().f32()[i];
-      EXPECT_NEAR(an, fd, 2e-3 + 2e-2 * std::fabs(fd)) << p.name << "[" << i << "]";
-    }
-  }
-  EXPECT_EQ(checked, 4 * 7 * 2);  // 7 MLA parameters per layer (with the query low-rank)
+  // 7 MLA parameters per layer (with the query low-rank), 2 layers.
+  EXPECT_EQ(testing::expect_gradients_match_finite_differences(model, 9, 4, "mixer").size(), 7u * 2);
 }
 
 TEST(MlaModel, LossFallsByHalfOnAFixedBatchWithin100Steps) {

@@ -6,18 +6,14 @@
 
 #include "autograd/functions.h"
 #include "models/lm.h"
+#include "model_checks.h"
 #include "tiny_model.h"
 #include "train/adamw.h"
 
 namespace speedlm {
 namespace {
 
-Tensor random_ids(int64_t B, int64_t T, int64_t V, uint64_t seed) {
-  Rng rng(seed);
-  Tensor t = Tensor::empty({B, T}, DType::I32);
-  for (int64_t i = 0; i < t.numel(); ++i) t.i32()[i] = static_cast<int32_t>(rng.below(V));
-  return t;
-}
+using testing::random_ids;
 
 double rms_rel(const float* a, const float* ref, int64_t n) {
   double num = 0, den = 0;
@@ -115,33 +111,7 @@ TEST(Transformer, ChunkedPrefillEqualsOnePass) {
 void expect_gradients_match_finite_differences(const ModelConfig& config) {
   LanguageModel model(config);
   model.init(13);
-  const int64_t B = 2, T = 9, V = 97;
-  Tensor ids = random_ids(B, T, V, 9), targets = random_ids(B * T, 1, V, 10).reshape({B * T});
-  auto loss_of = [&] { return ag::cross_entropy(model.forward(ids), targets, {}); };
-  ag::Var loss = loss_of();
-  ag::backward(loss);
-  Rng pick(1);
-  int checked = 0;
-  for (const auto& p : model.params()) {
-    Tensor& w = p.var->value();
-    ASSERT_TRUE(p.var->grad().defined()) << p.name;
-    for (int s = 0; s < 3; ++s, ++checked) {
-      int64_t i = static_cast<int64_t>(pick.below(w.numel()));
-      float saved = w.f32()[i], eps = 1e-2f;
-      double lp, lm;
-      {
-        ag::NoGradGuard g;
-        w.f32()[i] = saved + eps;
-        lp = loss_of().value().f32()[0];
-        w.f32()[i] = saved - eps;
-        lm = loss_of().value().f32()[0];
-      }
-      w.f32()[i] = saved;
-      double fd = (lp - lm) / (2.0 * eps), an = p.var->grad().f32()[i];
-      EXPECT_NEAR(an, fd, 2e-3 + 2e-2 * std::fabs(fd)) << p.name << "[" << i << "]";
-    }
-  }
-  EXPECT_GT(checked, 20);
+  EXPECT_GT(3 * testing::expect_gradients_match_finite_differences(model, 9, 3).size(), 20u);
 }
 
 TEST(Transformer, ParameterGradientsMatchFiniteDifferences) {

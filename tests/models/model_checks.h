@@ -1,0 +1,60 @@
+// Helpers every model test shares: random token ids and the parameter-gradient check against
+// central finite differences of the loss.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "autograd/functions.h"
+#include "core/rng.h"
+#include "models/lm.h"
+
+namespace speedlm::testing {
+
+inline Tensor random_ids(int64_t B, int64_t T, int64_t V, uint64_t seed) {
+  Rng rng(seed);
+  Tensor t = Tensor::empty({B, T}, DType::I32);
+  for (int64_t i = 0; i < t.numel(); ++i) t.i32()[i] = static_cast<int32_t>(rng.below(V));
+  return t;
+}
+
+// For `samples` random entries of every parameter whose name contains `filter`, the analytic
+// gradient of the loss on a fixed [2, T] batch matches (L(w + e) - L(w - e)) / 2e, e = 1e-2.
+// Returns the names of the parameters checked.
+inline std::vector<std::string> expect_gradients_match_finite_differences(LanguageModel& model, int64_t T,
+                                                                          int samples, const std::string& filter = "") {
+  const int64_t B = 2, V = model.config().vocab_size;
+  Tensor ids = random_ids(B, T, V, 9), targets = random_ids(B * T, 1, V, 10).reshape({B * T});
+  auto loss_of = [&] { return ag::cross_entropy(model.forward(ids), targets, {}); };
+  ag::backward(loss_of());
+  Rng pick(1);
+  std::vector<std::string> names;
+  for (const auto& p : model.params()) {
+    if (p.name.find(filter) == std::string::npos) continue;
+    names.push_back(p.name);
+    Tensor& w = p.var->value();
+    EXPECT_TRUE(p.var->grad().defined()) << p.name;
+    if (!p.var->grad().defined()) continue;
+    for (int s = 0; s < samples; ++s) {
+      int64_t i = static_cast<int64_t>(pick.below(w.numel()));
+      float saved = w.f32()[i], eps = 1e-2f;
+      double lp, lm;
+      {
+        ag::NoGradGuard g;
+        w.f32()[i] = saved + eps;
+        lp = loss_of().value().f32()[0];
+        w.f32()[i] = saved - eps;
+        lm = loss_of().value().f32()[0];
+      }
+      w.f32()[i] = saved;
+      double fd = (lp - lm) / (2.0 * eps), an = p.var->grad().f32()[i];
+      EXPECT_NEAR(an, fd, 2e-3 + 2e-2 * std::fabs(fd)) << p.name << "[" << i << "]";
+    }
+  }
+  return names;
+}
+
+}  // namespace speedlm::testing
