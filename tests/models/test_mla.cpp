@@ -127,19 +127,7 @@ TEST(MlaModel, ParameterGradientsMatchFiniteDifferences) {
 TEST(MlaModel, LossFallsByHalfOnAFixedBatchWithin100Steps) {
   LanguageModel model(mla_model({"mla"}));
   model.init(17);
-  const int64_t B = 4, T = 32, V = 97;
-  Tensor ids = random_ids(B, T, V, 21), targets = random_ids(B * T, 1, V, 22).reshape({B * T});
-  AdamW opt(model.params(), AdamWParams{0.9, 0.95, 1e-8, 0.0});
-  float first = 0, last = 0;
-  for (int step = 0; step < 100; ++step) {
-    ag::Var loss = ag::cross_entropy(model.forward(ids), targets, {});
-    ag::backward(loss);
-    clip_grad_norm(model.params(), 1.0);
-    opt.step(3e-3);
-    opt.zero_grad();
-    (step == 0 ? first : last) = loss.value().f32()[0];
-  }
-  EXPECT_LE(last, 0.5f * first) << "first " << first << " last " << last;
+  testing::expect_loss_halves_within_100_steps(model);
 }
 
 }  // namespace
