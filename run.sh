@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The main job: installs missing packages, builds, prepares the King James Bible corpus,
-# trains the default Transformer (configs/transformer.json), prints its validation bits
-# per byte and a generated sample. Extra arguments go to `speedlm train`
-# (e.g. ./run.sh --steps 2000 for a longer run; a later --precision fp32 overrides the default).
+# The main job: a quick arena on the King James Bible corpus. Installs missing packages, builds,
+# prepares the corpus, then trains transformer, gla, mamba2, gated deltanet, a hybrid (hymba:
+# attention and Mamba-2 heads side by side) and a MoE model (Mixtral-like) for the same time
+# each (60 s), measures prefill, decode and decoding memory at 1k-8k tokens of context, prints
+# the table and a sample from the best model. Tables, CSVs and plots go to runs/arena
+# (docs/ARENA.md). About 10 minutes on 2 cores after the build.
+# Extra arguments go to `speedlm arena`, e.g. ./run.sh --budget 5m for a longer run;
+# ARENA_CONFIGS=a.json,b.json picks the models.
 set -euo pipefail
 cd "$(dirname "$0")"
+CONFIGS=${ARENA_CONFIGS:-configs/transformer.json,configs/gla.json,configs/mamba2.json,configs/gated_deltanet.json,configs/hymba.json,configs/moe_mixtral.json}
 scripts/install_deps.sh
 scripts/build.sh
 BIN=build/speedlm
@@ -16,7 +21,6 @@ fi
 # f32 accumulation and master weights. Elsewhere fp32.
 PRECISION=fp32
 grep -q -E 'amx_bf16|avx512_bf16' /proc/cpuinfo && PRECISION=bf16
-"$BIN" train --config configs/transformer.json --data data/kjv --out runs/transformer --precision "$PRECISION" "$@"
-"$BIN" eval --model runs/transformer --data data/kjv
-echo "--- sample ---"
-"$BIN" generate --model runs/transformer --prompt "And God said" --max-tokens 120 --seed 1
+"$BIN" arena --task lm --data data/kjv --configs "$CONFIGS" --out runs/arena --budget 60s \
+  --contexts 1024,2048,4096,8192 --decode-tokens 16 --eval-tokens 32768 --prompt "And God said" \
+  --precision "$PRECISION" "$@"

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Merges the arena.csv files of an MQAR grid (scripts/mqar_grid.sh) into OUT/grid.md, a table
+of accuracy per model (rows) and (T, d_model) (columns), and, with python3-matplotlib,
+OUT/grid.png: accuracy against d_model, one panel per sequence length, one line per model
+(the layout of Zoology's Figure 2).
+Usage: mqar_grid_report.py part0/arena.csv [part1/arena.csv ...] --out DIR"""
+import argparse
+import csv
+import os
+
+
+def model_name(row):
+    name = row["name"]
+    return name[len("mqar_"):] if name.startswith("mqar_") else name
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("csv", nargs="+")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    rows = []
+    for path in args.csv:
+        with open(path, newline="") as f:
+            rows += list(csv.DictReader(f))
+    models = list(dict.fromkeys(model_name(r) for r in rows))
+    cells = sorted({(int(r["seq_len"]), int(r["d_model"])) for r in rows})
+    acc = {(model_name(r), int(r["seq_len"]), int(r["d_model"])): float(r["metric"]) for r in rows}
+    params = {(model_name(r), int(r["d_model"])): int(r["params"]) for r in rows}
+    tok_s = {(model_name(r), int(r["seq_len"]), int(r["d_model"])): float(r["train_tokens_per_s"]) for r in rows}
+
+    lines = ["| model | " + " | ".join(f"T={t}, d={d}" for t, d in cells) + " | params d=64 / d=128 |",
+             "|---|" + "---|" * len(cells) + "---|"]
+    for m in models:
+        vals = [f"{acc[(m, t, d)]:.3f}" if (m, t, d) in acc else "-" for t, d in cells]
+        p = " / ".join(f"{params[(m, d)] / 1e3:.0f}k" for d in sorted({d for _, d in cells}) if (m, d) in params)
+        lines.append(f"| {m} | " + " | ".join(vals) + f" | {p} |")
+    lines += ["", "Training tokens/s (one thread per run, two runs side by side):", "",
+              "| model | " + " | ".join(f"T={t}, d={d}" for t, d in cells) + " |",
+              "|---|" + "---|" * len(cells)]
+    for m in models:
+        vals = [f"{tok_s[(m, t, d)] / 1e3:.0f}k" if (m, t, d) in tok_s else "-" for t, d in cells]
+        lines.append(f"| {m} | " + " | ".join(vals) + " |")
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "grid.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("python3-matplotlib is missing: no grid.png")
+        return
+    lengths = sorted({t for t, _ in cells})
+    fig, axes = plt.subplots(1, len(lengths), figsize=(4 * len(lengths), 3.6), sharey=True)
+    axes = axes if len(lengths) > 1 else [axes]
+    for ax, t in zip(axes, lengths):
+        widths = sorted({d for tt, d in cells if tt == t})
+        for m in models:
+            ys = [acc.get((m, t, d)) for d in widths]
+            if any(y is not None for y in ys):
+                ax.plot(widths, [y if y is not None else float("nan") for y in ys], marker="o", label=m)
+        ax.set_title(f"T = {t}, {t // 16} key-value pairs")
+        ax.set_xlabel("d_model")
+        ax.set_xticks(widths)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("MQAR accuracy")
+    axes[-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.out, "grid.png"), dpi=120)
+
+
+if __name__ == "__main__":
+    main()
