@@ -53,7 +53,7 @@ Result<ParsedArgs> parse_args(const Command& cmd, const std::vector<std::string>
     if (!spec) return Status::errorf(cmd.name, "unknown flag --{} (see speedlm {} --help)", name, cmd.name);
     if (spec->kind == ArgKind::Flag) {
       if (has_value) return Status::errorf(cmd.name, "--{} takes no value", name);
-      out.values_[name] = "1";
+      out.values_[name].assign(1, '1');  // not = "1": GCC 12 warns falsely (-Wrestrict, PR 105329)
       continue;
     }
     if (!has_value) {
