@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The MQAR grid of docs/ARENA.md, after Zoology's Figure 2 (research/evaluation.md §1.1):
 # sequence length T in {64, 128, 256} with T/16 key-value pairs, d_model in {64, 128},
-# 2 layers, one run per (config, T, d_model), each on 10M training tokens (the same number of
-# scored queries, T/16 per sequence, whatever the machine's load), one thread per run.
+# 2 layers, one run per (config, T, d_model), each on up to 10M training tokens (the same number
+# of scored queries, T/16 per sequence, whatever the machine's load), one thread per run; as in
+# Zoology, a run stops once its validation accuracy reaches 0.99 (checked every 5% of the budget).
 # The configs are split round-robin over JOBS parallel `speedlm arena` processes (default 2,
 # one per core), each writing runs/mqar_grid/partN/; scripts/mqar_grid_report.py then merges
 # their arena.csv files into runs/mqar_grid/grid.md and grid.png.
@@ -26,7 +27,7 @@ for ((j = 0; j < JOBS; ++j)); do
   [ ${#PART[@]} -eq 0 ] && continue
   LIST=$(IFS=,; echo "${PART[*]}")
   build/speedlm arena --task mqar --configs "$LIST" --seq-lens 64,128,256 --d-models 64,128 --set n_layers=2 \
-    --vocab 512 --budget 10Mtok --skip-speed --threads 1 --out "$OUT/part$j" "$@" &
+    --vocab 512 --budget 10Mtok --stop-at 0.99 --skip-speed --threads 1 --out "$OUT/part$j" "$@" &
   PIDS+=($!)
 done
 for p in "${PIDS[@]}"; do wait "$p"; done

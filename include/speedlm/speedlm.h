@@ -136,6 +136,8 @@ struct ArenaOptions {
   int64_t decode_tokens = 32;            // timed decode steps after each context
   bool skip_speed = false;               // only train and score (grids)
   int64_t test_examples = 1000;          // synthetic tasks: fixed test set size
+  double stop_at = 0.0;                  // synthetic tasks: stop a run once its validation accuracy
+                                         // reaches this (checked every 5% of the budget); 0: never
   int64_t eval_tokens = 65536;           // lm: validation tokens for bits per byte
   std::string prompt = "The";            // lm: the best model continues it
   int64_t sample_tokens = 120;

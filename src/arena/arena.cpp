@@ -59,22 +59,35 @@ Result<std::unique_ptr<arena::Task>> make_task(const ArenaOptions& opt, int64_t 
 }
 
 struct Trained {
+  bool stopped_early = false;  // the run's validation accuracy reached --stop-at
   int64_t steps = 0, tokens = 0;
   double seconds = 0.0, tokens_per_s = 0.0, final_loss = 0.0;
   std::vector<std::pair<double, double>> curve;
 };
 
 using Progress = std::function<void(const std::string&)>;
+// Asked at every 5% of the budget whether the run has learned enough to stop (null: never).
+using Solved = std::function<bool()>;
+constexpr double kCheckEvery = 0.05;
+constexpr int64_t kValidationExamples = 256;
 
 Result<Trained> train_run(LanguageModel& model, data::BatchSource& source, const arena::Budget& budget,
                           const TrainConfig& tc, double lr, int64_t tokens_per_step, const std::string& label,
-                          const Progress& progress) {
+                          const Progress& progress, const Solved& solved) {
   AdamW adam(model.params(), AdamWParams{tc.beta1, tc.beta2, tc.eps, tc.weight_decay});
   Trained t;
   double timed_s = 0.0;
   int64_t timed_tokens = 0;
   Clock::time_point last_log = Clock::now();
+  double next_check = kCheckEvery;
   for (double p = 0.0; p < 1.0; p = budget.progress(t.seconds, t.tokens)) {
+    if (solved && p >= next_check) {
+      next_check += kCheckEvery;
+      if (solved()) {
+        t.stopped_early = true;
+        break;
+      }
+    }
     Clock::time_point t0 = Clock::now();
     StepResult r = train_step(model, adam, source.next(), arena::budget_lr(p, lr, tc.min_lr_ratio), tc.grad_clip);
     double dt = since(t0);
@@ -94,10 +107,10 @@ Result<Trained> train_run(LanguageModel& model, data::BatchSource& source, const
   return t;
 }
 
-double task_accuracy(LanguageModel& model, const arena::Task& task, int64_t examples) {
+double accuracy(LanguageModel& model, const std::vector<data::Batch>& examples) {
   ag::NoGradGuard guard;
   arena::AccuracySum acc;
-  for (const data::Batch& b : task.test_set(examples)) {
+  for (const data::Batch& b : examples) {
     Tensor logits = model.forward(b.inputs).value();
     arena::add_accuracy(logits.f32(), logits.dim(1), b, acc);
   }
@@ -135,6 +148,10 @@ std::string notes(const ArenaOptions& opt) {
   else
     n += fmt::format("- accuracy: over {} fixed test examples, the per-example fraction of scored positions whose "
                      "argmax is the target, averaged over examples (Zoology's compute_metrics).\n", opt.test_examples);
+  if (opt.task != "lm" && opt.stop_at > 0)
+    n += fmt::format("- Early stop (as Zoology's): at every 5% of the budget a run scores {} validation examples "
+                     "(streams disjoint from training and test); at accuracy >= {} it stops, so its steps and "
+                     "tokens in arena.csv are fewer than the budget's.\n", kValidationExamples, opt.stop_at);
   return n;
 }
 
@@ -144,6 +161,10 @@ Status check_options(const ArenaOptions& opt) {
     return Status::errorf("arena", "--task = '{}': expected mqar, copy, induction or lm", opt.task);
   if (opt.task == "lm" && opt.data_dir.empty()) return Status::error("arena", "--task lm needs --data");
   if (opt.out_dir.empty()) return Status::error("arena", "--out is empty");
+  if (!(opt.stop_at >= 0.0 && opt.stop_at <= 1.0))
+    return Status::errorf("arena", "--stop-at = {}: must be an accuracy in [0, 1] (0: never stop early)", opt.stop_at);
+  if (opt.stop_at > 0 && opt.task == "lm")
+    return Status::error("arena", "--stop-at applies to the synthetic tasks (accuracy), not to --task lm");
   if (opt.precision != "fp32" && opt.precision != "bf16")
     return Status::errorf("arena", "--precision = '{}': expected fp32 or bf16", opt.precision);
   for (int64_t v : opt.seq_lens)
@@ -234,7 +255,15 @@ Result<ArenaReport> run_arena(const ArenaOptions& opt, const Progress& progress)
         progress(fmt::format("{} (T={}, d_model={}): {} parameters, batch {} x {}, budget {}", label, T, row.d_model,
                              row.params, batch, T, opt.budget));
         data::BatchSource& source = ds ? static_cast<data::BatchSource&>(*corpus) : *task;
-        auto trained = train_run(*model, source, *budget, tc, opt.lr > 0 ? opt.lr : tc.lr, batch * T, label, progress);
+        Solved solved;
+        if (task && opt.stop_at > 0)
+          solved = [&, val = task->validation_set(kValidationExamples)] {
+            const double acc = accuracy(*model, val);
+            progress(fmt::format("{} validation accuracy {:.4f}", label, acc));
+            return acc >= opt.stop_at;
+          };
+        auto trained =
+            train_run(*model, source, *budget, tc, opt.lr > 0 ? opt.lr : tc.lr, batch * T, label, progress, solved);
         SPEEDLM_TRY(trained);
         row.steps = trained->steps, row.train_tokens = trained->tokens, row.train_seconds = trained->seconds;
         row.train_tokens_per_s = trained->tokens_per_s, row.final_loss = trained->final_loss;
@@ -244,10 +273,11 @@ Result<ArenaReport> run_arena(const ArenaOptions& opt, const Progress& progress)
           row.metric = evaluate_bpb(*model, ds->val, ds->meta.val_bytes, T, batch, opt.eval_tokens).bpb;
         } else {
           row.metric_name = "accuracy";
-          row.metric = task_accuracy(*model, *task, opt.test_examples);
+          row.metric = accuracy(*model, task->test_set(opt.test_examples));
         }
-        progress(fmt::format("{}: {} {:.4f} after {} steps ({:.0f} s, {:.0f} train tok/s)", label, row.metric_name,
-                             row.metric, row.steps, row.train_seconds, row.train_tokens_per_s));
+        progress(fmt::format("{}: {} {:.4f} after {} steps ({:.0f} s, {:.0f} train tok/s){}", label, row.metric_name,
+                             row.metric, row.steps, row.train_seconds, row.train_tokens_per_s,
+                             trained->stopped_early ? ", stopped early" : ""));
         if (!opt.skip_speed) {
           row.speed = arena::measure_speed(*model, opt.contexts, opt.decode_tokens, opt.seed);
           const ArenaSpeed& s = row.speed.back();

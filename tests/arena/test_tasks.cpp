@@ -93,6 +93,15 @@ TEST(Mqar, BatchesArePureFunctionsOfSeedAndStep) {
   ASSERT_EQ(t1.size(), 7u);
   EXPECT_EQ(t1[6].inputs.dim(0), 4);
   for (int64_t i = 0; i < t1[0].inputs.numel(); ++i) ASSERT_EQ(t1[0].inputs.i32()[i], t2[0].inputs.i32()[i]);
+  // The validation set (early stopping) is fixed too, and is not the test set.
+  auto v1 = a.validation_set(16), v2 = b.validation_set(16);
+  ASSERT_EQ(v1.size(), 1u);
+  int64_t diffv = 0;
+  for (int64_t i = 0; i < v1[0].inputs.numel(); ++i) {
+    ASSERT_EQ(v1[0].inputs.i32()[i], v2[0].inputs.i32()[i]);
+    diffv += v1[0].inputs.i32()[i] != t1[0].inputs.i32()[i];
+  }
+  EXPECT_GT(diffv, 0);
 }
 
 TEST(Mqar, PreconditionsAreChecked) {

@@ -136,6 +136,13 @@ expect_error "--seq-lens = '64,x': expected comma-separated integers" "$BIN" are
 expect_error "--set d_modl: the config has no key 'd_modl'" "$BIN" arena --configs "$WORK/tiny.json" --task mqar --set d_modl=3 --out "$WORK/a"
 expect_error "nope.json: cannot open file" "$BIN" arena --configs "$WORK/nope.json" --task mqar --out "$WORK/a"
 expect_error "vocab_size = 64: must be greater than seq_len = 64" "$BIN" arena --configs "$WORK/tiny.json" --task mqar --vocab 64 --seq-lens 64 --out "$WORK/a"
+expect_error "--stop-at = 1.5: must be an accuracy in [0, 1]" "$BIN" arena --configs "$WORK/tiny.json" --task copy --stop-at 1.5 --out "$WORK/a"
+expect_error "--stop-at applies to the synthetic tasks" "$BIN" arena --configs "$WORK/tiny.json" --data "$WORK/data" --stop-at 0.9 --out "$WORK/a"
+# Early stop: an untrained model already gets some copy targets right (1 in 14 by chance), so a
+# tiny threshold stops the run at its first check, 5% into the budget.
+expect_ok "$BIN" arena --task copy --configs "$WORK/tiny.json" --seq-lens 48 --budget 40ktok --batch 4 --skip-speed \
+  --test-examples 8 --stop-at 1e-6 --out "$WORK/arena3" --no-plots --threads 1
+grep -q "stopped early" "$WORK/out.log" || { echo "FAIL: arena --stop-at did not stop early"; failures=$((failures + 1)); }
 expect_error "--precision = 'fp8'" "$BIN" arena --configs "$WORK/tiny.json" --task copy --precision fp8 --out "$WORK/a"
 
 if [ "$failures" -ne 0 ]; then echo "$failures CLI checks failed"; exit 1; fi

@@ -49,6 +49,7 @@ int run_arena_cmd(const ParsedArgs& a) {
   o.overrides = a.str("set"), o.batch_size = a.integer("batch"), o.lr = a.real("lr");
   o.vocab_size = a.integer("vocab"), o.kv_pairs = a.integer("kv-pairs"), o.decode_tokens = a.integer("decode-tokens");
   o.skip_speed = a.flag("skip-speed"), o.test_examples = a.integer("test-examples");
+  o.stop_at = a.real("stop-at");
   o.eval_tokens = a.integer("eval-tokens"), o.prompt = a.str("prompt"), o.sample_tokens = a.integer("sample-tokens");
   o.threads = static_cast<int>(a.integer("threads")), o.precision = a.str("precision");
   o.seed = static_cast<uint64_t>(a.integer("seed"));

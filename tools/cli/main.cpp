@@ -194,6 +194,7 @@ const std::vector<Command>& commands() {
         {"decode-tokens", ArgKind::Int, "32", "timed decode steps per context"},
         {"skip-speed", ArgKind::Flag, "", "only train and score (no prefill/decode/memory measurements)"},
         {"test-examples", ArgKind::Int, "1000", "synthetic tasks: fixed test examples"},
+        {"stop-at", ArgKind::Float, "0", "synthetic tasks: stop a run when its validation accuracy reaches this (0: never)"},
         {"eval-tokens", ArgKind::Int, "65536", "lm: validation tokens for bits per byte"},
         {"prompt", ArgKind::String, "The", "lm: the best model continues this prompt"},
         {"sample-tokens", ArgKind::Int, "120", "lm: tokens in that sample (0: none)"},

@@ -5,17 +5,23 @@
 namespace speedlm::arena {
 
 namespace {
-// Test streams start far past any training step, so test examples never repeat a batch.
+// Validation and test streams start far past any training step, and far from each other, so
+// their examples never repeat a training batch or each other.
+constexpr uint64_t kValidationStream = uint64_t{1} << 61;
 constexpr uint64_t kTestStream = uint64_t{1} << 62;
 constexpr int64_t kTestBatch = 16;  // logits of a batch are [16 T, V]: small enough at V = 8192
-}  // namespace
 
-std::vector<data::Batch> Task::test_set(int64_t rows) const {
+std::vector<data::Batch> fixed_set(const Task& task, uint64_t first_stream, int64_t rows) {
   std::vector<data::Batch> out;
   for (int64_t r = 0, i = 0; r < rows; r += kTestBatch, ++i)
-    out.push_back(examples(kTestStream + static_cast<uint64_t>(i), std::min(kTestBatch, rows - r)));
+    out.push_back(task.examples(first_stream + static_cast<uint64_t>(i), std::min(kTestBatch, rows - r)));
   return out;
 }
+}  // namespace
+
+std::vector<data::Batch> Task::test_set(int64_t rows) const { return fixed_set(*this, kTestStream, rows); }
+
+std::vector<data::Batch> Task::validation_set(int64_t rows) const { return fixed_set(*this, kValidationStream, rows); }
 
 void add_accuracy(const float* logits, int64_t V, const data::Batch& batch, AccuracySum& acc) {
   const int64_t B = batch.targets.dim(0), T = batch.targets.dim(1);

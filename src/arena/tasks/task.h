@@ -25,6 +25,8 @@ class Task : public data::BatchSource {
   data::Batch at(uint64_t step) const override { return examples(step, batch_); }
   // The fixed test set: `rows` examples from streams reserved for testing.
   std::vector<data::Batch> test_set(int64_t rows) const;
+  // A fixed validation set (early stopping), from streams disjoint from training and test.
+  std::vector<data::Batch> validation_set(int64_t rows) const;
 
  protected:
   Task(int64_t batch, uint64_t seed) : batch_(batch), seed_(seed) {}
