@@ -1,6 +1,6 @@
 // RWKV's channel mix (ffn rwkv_cmix) in a tiny model of rwkv7 layers: prefill == decode, state continuation, constant
 // state bytes, gradients vs finite differences, the loss falls (recurrent_model_checks.h); its token-shift state is part
-// of the model's state (bytes, snapshot/restore).
+// of the model's state (bytes, snapshot/restore), also next to SwiGLU layers under attention.
 #include <cstring>
 
 #include "memory/recurrent_state.h"
@@ -78,6 +78,41 @@ TEST(Rwkv7CmixModel, SnapshotRestoreCoversTheFfnState) {
   Tensor again = model.forward_last(next, state), without = model.forward_last(next, zeroed);
   for (int64_t v = 0; v < 97; ++v) ASSERT_EQ(again.f32()[v], expected.f32()[v]);
   EXPECT_GT(testing::rms_rel(without.f32(), expected.f32(), 97), 1e-4);
+}
+
+// Per-layer FFNs under attention: SwiGLU in layer 0 (no FFN state), the channel mix in layer 1.
+// Prefill == step-by-step decode, and a snapshot restores the mixed state.
+TEST(Rwkv7CmixModel, MixedFfnLayersUnderAttentionDecodeLikePrefill) {
+  nlohmann::json j = nlohmann::json::parse(R"({
+    "vocab_size": 97, "d_model": 32, "n_layers": 2, "tie_embeddings": true, "init_std": 0.1,
+    "layers": ["attn"], "mixers": {"attn": {"type": "attention", "heads": 4, "kv_heads": 2, "head_dim": 8}},
+    "ffns": {"d": {"type": "swiglu", "hidden": 48}, "c": {"type": "rwkv_cmix", "hidden": 64}}, "ffn_layers": ["d", "c"]
+  })");
+  LanguageModel model(ModelConfig::from_json(j).value());
+  model.init(29);
+  const int64_t B = 2, T = 12, V = 97;
+  Tensor ids = testing::random_ids(B, T, V, 6);
+  ag::NoGradGuard guard;
+  Tensor full = model.forward(ids).value();  // [B*T, V]
+  ModelState state = model.make_state(B);
+  ASSERT_FALSE(state.ffn[0]);
+  ASSERT_TRUE(state.ffn[1]);
+  ModelState snap;
+  Tensor at_snap;
+  for (int64_t t = 0; t < T; ++t) {
+    if (t == T / 2) snap = state.snapshot();
+    Tensor step_ids = Tensor::empty({B, 1}, DType::I32);
+    for (int64_t b = 0; b < B; ++b) step_ids.i32()[b] = ids.i32()[b * T + t];
+    Tensor logits = model.forward_last(step_ids, state);  // [B, V]
+    if (t == T / 2) at_snap = logits;
+    for (int64_t b = 0; b < B; ++b)
+      EXPECT_LE(testing::rms_rel(logits.f32() + b * V, full.f32() + (b * T + t) * V, V), 1e-5) << "b=" << b << " t=" << t;
+  }
+  state.restore(snap);
+  Tensor step_ids = Tensor::empty({B, 1}, DType::I32);
+  for (int64_t b = 0; b < B; ++b) step_ids.i32()[b] = ids.i32()[b * T + T / 2];
+  Tensor again = model.forward_last(step_ids, state);
+  for (int64_t i = 0; i < B * V; ++i) ASSERT_EQ(again.f32()[i], at_snap.f32()[i]);
 }
 
 }  // namespace
