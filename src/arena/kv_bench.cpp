@@ -1,5 +1,5 @@
 // `speedlm bench kv`: the decoding memory a model config needs per token and at a context
-// length, per layer, from each mixer's own state. Only one layer's mixer exists at a time and
+// length, per layer, from each mixer's own state (and the FFN's, for rwkv_cmix). Only one layer's mixer exists at a time and
 // no weights are loaded, so configs of any size can be inspected.
 #include <optional>
 
@@ -38,6 +38,11 @@ Result<std::vector<KvBenchRow>> bench_kv(const std::string& config_path, int64_t
     // A window or streaming cache stops growing: bytes_per_token 0, bytes_at_context its cap.
     r.bytes_per_token = state->bytes_per_token(), r.fixed_bytes = state->bytes();
     r.bytes_at_context = state->bytes_at(context);
+    // RWKV's channel mix keeps the layer's last token too (nn/rwkv_cmix.h): constant bytes.
+    if (cfg->layer_ffn(i).type == "rwkv_cmix") {
+      const size_t shift = static_cast<size_t>(cfg->d_model) * sizeof(float);
+      r.memory += " + ffn", r.fixed_bytes += shift, r.bytes_at_context += shift;
+    }
     rows.push_back(r);
   }
   return rows;

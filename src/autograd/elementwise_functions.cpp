@@ -161,6 +161,11 @@ Var elu_plus_one(const Var& x) {
       [](float v) { return v > 0.0f ? 1.0f : std::exp(v); });
 }
 
+Var relu_square(const Var& x) {
+  return unary(
+      x, [](float v) { return v > 0.0f ? v * v : 0.0f; }, [](float v) { return v > 0.0f ? 2.0f * v : 0.0f; });
+}
+
 Var append_ones(const Var& v, int64_t H, int64_t V) {
   const int64_t N = v.dim(0);
   Var y(Tensor::empty({N, H * (V + 1)}), needs_grad({&v}));

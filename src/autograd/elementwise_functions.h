@@ -18,6 +18,8 @@ Var mul_silu(const Var& a, const Var& b);
 Var log_sigmoid_gate(const Var& x, const Var& bias, float inv_norm);
 // elu(x) + 1 (a positive feature map).
 Var elu_plus_one(const Var& x);
+// relu(x)^2 (the RWKV channel mix's activation).
+Var relu_square(const Var& x);
 // v: [N, H*V] -> [N, H*(V+1)], a 1 appended to each head's values.
 Var append_ones(const Var& v, int64_t H, int64_t V);
 // o: [N, H*(V+1)] -> [N, H*V]: each head's first V values over (its last value + eps).

@@ -11,7 +11,7 @@ namespace speedlm {
 Result<FfnConfig> FfnConfig::parse(const nlohmann::json& j, const std::string& path) {
   FfnConfig c;
   JsonFields ff(j, path);
-  SPEEDLM_TRY(ff.get_string("type", c.type, {"swiglu", "moe"}, true));
+  SPEEDLM_TRY(ff.get_string("type", c.type, {"swiglu", "moe", "rwkv_cmix"}, true));
   if (c.type == "moe") {
     auto moe = nn::MoeConfig::parse(ff);
     SPEEDLM_TRY(moe);

@@ -9,6 +9,8 @@
 //     "ffn_layers": ["dense", "moe"],             // repeats to n_layers, like "layers"
 //     "objective": "causal_lm",
 //     "train": {...} }                         // training section, see train/train_config.h
+// FFN types: "swiglu" {"hidden"}; "moe" (nn/moe.h); "rwkv_cmix" {"hidden"}, RWKV-7's channel mix
+// (nn/rwkv_cmix.h), which keeps a decoding state (the last token, ModelState::ffn).
 #pragma once
 
 #include <map>
@@ -23,8 +25,8 @@
 namespace speedlm {
 
 struct FfnConfig {
-  std::string type = "swiglu";  // swiglu | moe
-  int64_t hidden = 0;           // swiglu width (moe: moe.hidden)
+  std::string type = "swiglu";  // swiglu | moe | rwkv_cmix
+  int64_t hidden = 0;           // swiglu / rwkv_cmix width (moe: moe.hidden)
   nn::MoeConfig moe;
   static Result<FfnConfig> parse(const nlohmann::json& j, const std::string& path);
   nlohmann::json to_json() const;

@@ -10,18 +10,26 @@ namespace speedlm {
 size_t ModelState::bytes() const {
   size_t n = 0;
   for (const auto& s : layers) n += s->bytes();
+  for (const auto& s : ffn)
+    if (s) n += s->bytes();
   return n;
 }
 
 ModelState ModelState::snapshot() const {
   ModelState s;
   for (const auto& l : layers) s.layers.push_back(l->snapshot());
+  for (const auto& f : ffn) s.ffn.push_back(f ? f->snapshot() : nullptr);
   return s;
 }
 
 void ModelState::restore(const ModelState& snap) {
   SPEEDLM_ASSERT(snap.layers.size() == layers.size(), "restore: {} vs {} layers", snap.layers.size(), layers.size());
+  SPEEDLM_ASSERT(snap.ffn.size() == ffn.size(), "restore: {} vs {} FFN states", snap.ffn.size(), ffn.size());
   for (size_t i = 0; i < layers.size(); ++i) layers[i]->restore(*snap.layers[i]);
+  for (size_t i = 0; i < ffn.size(); ++i) {
+    SPEEDLM_ASSERT(!ffn[i] == !snap.ffn[i], "restore: layer {} FFN state present in only one side", i);
+    if (ffn[i]) ffn[i]->restore(*snap.ffn[i]);
+  }
 }
 
 LanguageModel::LanguageModel(ModelConfig cfg) : cfg_(std::move(cfg)) {
@@ -42,6 +50,11 @@ LanguageModel::LanguageModel(ModelConfig cfg) : cfg_(std::move(cfg)) {
     if (ffn.type == "moe") {
       b.moe = std::make_unique<nn::MoE>(ffn.moe, D);
       b.moe->collect_params(p + "ffn.", params_);
+      continue;
+    }
+    if (ffn.type == "rwkv_cmix") {
+      b.cmix = std::make_unique<nn::RwkvChannelMix>(D, ffn.hidden);
+      b.cmix->collect_params(p + "ffn.", params_);
       continue;
     }
     b.w_gate_up = ag::Var(Tensor::zeros({2 * ffn.hidden, D}), true);
@@ -70,6 +83,10 @@ void LanguageModel::init(uint64_t seed) {
     b.mixer->init(spec, Rng(seed, base).next_u64());
     if (b.moe) {
       b.moe->init(spec, Rng(seed, base + 3).next_u64());
+      continue;
+    }
+    if (b.cmix) {
+      b.cmix->init(spec, Rng(seed, base + 4).next_u64(), static_cast<int64_t>(i), cfg_.n_layers);
       continue;
     }
     nn::init_normal(b.w_gate_up.value(), spec.std, seed, base + 1);
@@ -124,7 +141,14 @@ ag::Var LanguageModel::hidden(const Tensor& ids, ModelState* state) {
     MixerState* s = state ? state->layers[i].get() : nullptr;
     x = ag::add(x, b.mixer->forward_in_pass(ag::rmsnorm(x, b.norm1, eps), B, T, s, ctx));
     ag::Var h = ag::rmsnorm(x, b.norm2, eps);
-    x = ag::add(x, b.moe ? b.moe->forward(h, T) : ag::swiglu_mlp(h, b.w_gate_up, b.w_down));
+    ag::Var y;
+    if (b.moe)
+      y = b.moe->forward(h, T);
+    else if (b.cmix)
+      y = b.cmix->forward(h, B, T, state ? state->ffn[i].get() : nullptr);
+    else
+      y = ag::swiglu_mlp(h, b.w_gate_up, b.w_down);
+    x = ag::add(x, y);
   }
   return ag::rmsnorm(x, norm_f_, eps);
 }
@@ -162,7 +186,10 @@ Tensor LanguageModel::forward_last(const Tensor& ids, ModelState& state) {
 
 ModelState LanguageModel::make_state(int64_t batch) const {
   ModelState s;
-  for (const Block& b : blocks_) s.layers.push_back(b.mixer->make_state(batch));
+  for (const Block& b : blocks_) {
+    s.layers.push_back(b.mixer->make_state(batch));
+    s.ffn.push_back(b.cmix ? b.cmix->make_state(batch) : nullptr);
+  }
   return s;
 }
 

@@ -1,6 +1,6 @@
 // The language model assembled from a ModelConfig: token embedding, n_layers pre-norm
-// blocks (x += mixer(rmsnorm(x)); x += ffn(rmsnorm(x)), ffn a SwiGLU or a MoE), final norm, LM head
-// (tied to the embedding by default).
+// blocks (x += mixer(rmsnorm(x)); x += ffn(rmsnorm(x)), ffn a SwiGLU, a MoE or RWKV's channel mix),
+// final norm, LM head (tied to the embedding by default).
 #pragma once
 
 #include <memory>
@@ -10,12 +10,16 @@
 #include "models/config.h"
 #include "nn/mixer.h"
 #include "nn/moe.h"
+#include "nn/rwkv_cmix.h"
 
 namespace speedlm {
 
-// Decoding memory of the whole model: one state per layer, routed by mixer kind.
+// Decoding memory of the whole model: one state per layer, routed by mixer kind, and per layer
+// the FFN's state: null for the stateless FFNs (SwiGLU, MoE), the last token for rwkv_cmix.
+// bytes(), snapshot() and restore() cover both.
 struct ModelState {
   std::vector<std::unique_ptr<MixerState>> layers;
+  std::vector<std::unique_ptr<MixerState>> ffn;  // same length as layers
   int64_t length() const { return layers.empty() ? 0 : layers[0]->length(); }
   size_t bytes() const;
   ModelState snapshot() const;
@@ -56,6 +60,7 @@ class LanguageModel {
     std::unique_ptr<nn::Mixer> mixer;
     ag::Var w_gate_up, w_down;  // [2F, D], [D, F] (dense FFN)
     std::unique_ptr<nn::MoE> moe;
+    std::unique_ptr<nn::RwkvChannelMix> cmix;
   };
   ag::Var hidden(const Tensor& ids, ModelState* state);
   ModelConfig cfg_;

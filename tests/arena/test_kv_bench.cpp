@@ -1,6 +1,6 @@
 // `speedlm bench kv` reports each attention layer's own cache: bytes per token of its kv_cache
 // dtype (or the --kv-dtype override), and a window / streaming cache as constant bytes at long
-// context.
+// context; RWKV's channel mix adds its constant last-token state.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -41,6 +41,19 @@ TEST(KvBench, WindowAndStreamingCachesAreConstantAtLongContext) {
   EXPECT_EQ(s[0].memory, "window_kv bf16");
   // Sinks: page 0; the last 60 tokens: 4 pages of 16 at 2^20 (page aligned); 5 pages in all.
   EXPECT_EQ(s[0].bytes_at_context, 5u * 16 * 2 * 2 * 64 * 2);
+}
+
+TEST(KvBench, ChannelMixStateAddsConstantBytes) {
+  // rwkv7.json: D 384, 6 heads of 64; the time mix keeps the WKV state and its last token, the
+  // channel mix (ffn rwkv_cmix) another last token.
+  auto a = bench_kv(kConfigs + "rwkv7.json", 1024, "").value();
+  auto b = bench_kv(kConfigs + "rwkv7.json", 1 << 20, "").value();
+  ASSERT_EQ(a.size(), 4u);
+  EXPECT_EQ(a[0].memory, "recurrent + ffn");
+  EXPECT_EQ(a[0].bytes_per_token, 0u);
+  EXPECT_EQ(a[0].fixed_bytes, (6u * 64 * 64 + 384 + 384) * 4);
+  EXPECT_EQ(a[0].bytes_at_context, a[0].fixed_bytes);
+  EXPECT_EQ(b[0].bytes_at_context, a[0].fixed_bytes);
 }
 
 }  // namespace

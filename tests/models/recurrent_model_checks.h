@@ -1,7 +1,7 @@
 // Model-level checks shared by the recurrent-mixer model tests (test_<mixer>_model.cpp), on a
-// tiny model whose layers are all of one mixer: prefill logits == step-by-step decode logits,
-// continuing from a saved state == one long pass, constant state bytes, parameter gradients vs
-// finite differences, and the loss falls on a fixed batch.
+// tiny model whose layers are all of one mixer and one FFN (SwiGLU unless given): prefill logits
+// == step-by-step decode logits, continuing from a saved state == one long pass, constant state
+// bytes, parameter gradients vs finite differences, and the loss falls on a fixed batch.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -15,12 +15,15 @@
 
 namespace speedlm::testing {
 
-inline nlohmann::json tiny_recurrent_config(const nlohmann::json& mixer) {
+inline nlohmann::json swiglu_ffn() { return {{"type", "swiglu"}, {"hidden", 48}}; }
+
+inline nlohmann::json tiny_recurrent_config(const nlohmann::json& mixer, const nlohmann::json& ffn = swiglu_ffn()) {
   nlohmann::json j = nlohmann::json::parse(R"({
     "vocab_size": 97, "d_model": 32, "n_layers": 2, "tie_embeddings": true, "init_std": 0.1,
-    "layers": ["mix"], "ffn": {"type": "swiglu", "hidden": 48}
+    "layers": ["mix"]
   })");
   j["mixers"]["mix"] = mixer;
+  j["ffn"] = ffn;
   return j;
 }
 
@@ -35,16 +38,16 @@ inline double rms_rel(const float* a, const float* ref, int64_t n) {
   return std::sqrt(num) / (std::sqrt(den) + 1e-30);
 }
 
-inline LanguageModel tiny_model(const nlohmann::json& mixer, uint64_t seed) {
-  auto cfg = ModelConfig::from_json(tiny_recurrent_config(mixer));
+inline LanguageModel tiny_model(const nlohmann::json& mixer, uint64_t seed, const nlohmann::json& ffn = swiglu_ffn()) {
+  auto cfg = ModelConfig::from_json(tiny_recurrent_config(mixer, ffn));
   EXPECT_TRUE(cfg.is_ok()) << cfg.status().message();
   LanguageModel m(cfg.value());
   m.init(seed);
   return m;
 }
 
-inline void check_prefill_equals_decode(const nlohmann::json& mixer) {
-  LanguageModel model = tiny_model(mixer, 7);
+inline void check_prefill_equals_decode(const nlohmann::json& mixer, const nlohmann::json& ffn = swiglu_ffn()) {
+  LanguageModel model = tiny_model(mixer, 7, ffn);
   const int64_t B = 2, T = 40, V = 97;
   Tensor ids = random_ids(B, T, V, 3);
   ag::NoGradGuard guard;
@@ -62,8 +65,8 @@ inline void check_prefill_equals_decode(const nlohmann::json& mixer) {
 
 // Prefill in two calls long enough for the chunk form (the second from the first's state), then
 // decode; equal to one pass. Restoring a snapshot replays identically; bytes stay constant.
-inline void check_state_continuation(const nlohmann::json& mixer) {
-  LanguageModel model = tiny_model(mixer, 11);
+inline void check_state_continuation(const nlohmann::json& mixer, const nlohmann::json& ffn = swiglu_ffn()) {
+  LanguageModel model = tiny_model(mixer, 11, ffn);
   const int64_t T = 100, V = 97, T1 = 37, T2 = 90;
   Tensor ids = random_ids(1, T, V, 5);
   ag::NoGradGuard guard;
@@ -87,13 +90,13 @@ inline void check_state_continuation(const nlohmann::json& mixer) {
   for (int64_t i = 0; i < V; ++i) ASSERT_EQ(again.f32()[i], b.f32()[i]);
 }
 
-inline void check_parameter_gradients(const nlohmann::json& mixer) {
-  LanguageModel model = tiny_model(mixer, 13);
+inline void check_parameter_gradients(const nlohmann::json& mixer, const nlohmann::json& ffn = swiglu_ffn()) {
+  LanguageModel model = tiny_model(mixer, 13, ffn);
   EXPECT_GT(3 * expect_gradients_match_finite_differences(model, 19, 3).size(), 20u);
 }
 
-inline void check_loss_falls(const nlohmann::json& mixer) {
-  LanguageModel model = tiny_model(mixer, 17);
+inline void check_loss_falls(const nlohmann::json& mixer, const nlohmann::json& ffn = swiglu_ffn()) {
+  LanguageModel model = tiny_model(mixer, 17, ffn);
   expect_loss_halves_within_100_steps(model);
 }
 

@@ -98,6 +98,29 @@ TEST(ModelConfig, DeltaRuleAndSsmMixerErrorsNamePathAndValue) {
   EXPECT_EQ(with_mixer(R"({"type": "gated_deltanet", "heads": 4, "head_dim": 8})"), "");
 }
 
+TEST(ModelConfig, FfnErrorsNamePathAndValue) {
+  auto with_ffn = [](const char* ffn) {
+    auto j = testing::tiny_config_json();
+    j["ffn"] = nlohmann::json::parse(ffn);
+    return error_of(j);
+  };
+  EXPECT_EQ(with_ffn(R"({"type": "rwkv_cmix", "hidden": 0})"), "[config] ffn.hidden = 0: must be in [1, 1048576]");
+  EXPECT_EQ(with_ffn(R"({"type": "rwkv_cmix", "hidden": "wide"})"), "[config] ffn.hidden = \"wide\": must be an integer");
+  EXPECT_EQ(with_ffn(R"({"type": "rwkv_cmix"})"), "[config] ffn.hidden: required key is missing");
+  EXPECT_EQ(with_ffn(R"({"type": "rwkv_cmix", "hidden": 64, "experts": 2})"), "[config] ffn.experts: unknown key");
+  EXPECT_EQ(with_ffn(R"({"type": "cmix", "hidden": 64})"),
+            "[config] ffn.type = \"cmix\": must be one of swiglu, moe, rwkv_cmix");
+  auto ok = ModelConfig::from_json([] {
+    auto j = testing::tiny_config_json();
+    j["ffn"] = {{"type", "rwkv_cmix"}, {"hidden", 64}};
+    return j;
+  }());
+  ASSERT_TRUE(ok) << ok.status().message();
+  EXPECT_EQ(ok->ffn.type, "rwkv_cmix");
+  EXPECT_EQ(ok->ffn.hidden, 64);
+  EXPECT_EQ(ModelConfig::from_json(ok->to_json())->to_json(), ok->to_json());
+}
+
 TEST(TrainConfig, ValidatesTheTrainSection) {
   auto r = TrainConfig::from_json(nlohmann::json::parse(R"({"lr": -1})"));
   ASSERT_FALSE(r);

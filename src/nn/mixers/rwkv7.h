@@ -9,8 +9,8 @@
 //   kk = L2norm_head(k o k_k); k <- k o (1 + (a - 1) o k_a)
 //   o = WKV(r, w, k, v, -kk, kk o a) (ops/linear/rwkv7, scale 1)
 //   y = W_o ((GroupNorm_head(o) + (sum_head r o k o r_k) v) o g)
-// The channel mix (RWKV's FFN with its own token shift) is not hosted: the block's FFN is
-// stateless, so rwkv7 models keep the configured FFN (SwiGLU). This is the documented deviation.
+// The channel mix (RWKV's FFN, with its own token shift) is the block's FFN: "ffn": {"type":
+// "rwkv_cmix"} (nn/rwkv_cmix.h), its last-token state kept per layer in ModelState::ffn.
 // Config: {"type": "rwkv7", "head_dim": 64, "decay_rank": 64, "a_rank": 64, "v_rank": 32,
 //          "gate_rank": 128, "chunk": 32}
 // Decode state: the WKV state [B, H, P, P] and the last input token [B, C] (token shift).
