@@ -1,5 +1,5 @@
-// Helpers every model test shares: random token ids and the parameter-gradient check against
-// central finite differences of the loss.
+// Helpers every model test shares: random token ids, prefill == step-by-step decode, the
+// parameter-gradient check against central finite differences of the loss.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -20,6 +20,31 @@ inline Tensor random_ids(int64_t B, int64_t T, int64_t V, uint64_t seed) {
   Tensor t = Tensor::empty({B, T}, DType::I32);
   for (int64_t i = 0; i < t.numel(); ++i) t.i32()[i] = static_cast<int32_t>(rng.below(V));
   return t;
+}
+
+inline double rms_rel(const float* a, const float* ref, int64_t n) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < n; ++i) num += (a[i] - ref[i]) * (a[i] - ref[i]), den += ref[i] * ref[i];
+  return std::sqrt(num) / (std::sqrt(den) + 1e-30);
+}
+
+// The logits of one pass over random [B, T] ids (the parallel/chunk forms, no state) equal those
+// of feeding the same ids one token at a time through a decoding state (the step forms), to
+// RMS-relative `tol` per position: 1e-5 for exact (f32) decoding memory.
+inline void expect_prefill_equals_decode(LanguageModel& model, int64_t B, int64_t T, double tol = 1e-5) {
+  const int64_t V = model.config().vocab_size;
+  Tensor ids = random_ids(B, T, V, 3);
+  ag::NoGradGuard guard;
+  Tensor full = model.forward(ids).value();  // [B*T, V]
+  ModelState state = model.make_state(B);
+  for (int64_t t = 0; t < T; ++t) {
+    Tensor step_ids = Tensor::empty({B, 1}, DType::I32);
+    for (int64_t b = 0; b < B; ++b) step_ids.i32()[b] = ids.i32()[b * T + t];
+    Tensor logits = model.forward_last(step_ids, state);  // [B, V]
+    for (int64_t b = 0; b < B; ++b)
+      EXPECT_LE(rms_rel(logits.f32() + b * V, full.f32() + (b * T + t) * V, V), tol) << "b=" << b << " t=" << t;
+  }
+  EXPECT_EQ(state.length(), T);
 }
 
 // For `samples` random entries of every parameter whose name contains `filter`, the analytic

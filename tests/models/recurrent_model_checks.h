@@ -32,12 +32,6 @@ inline Tensor ids_range(const Tensor& ids, int64_t b, int64_t t0, int64_t t1) {
   return Tensor::from_i32({1, t1 - t0}, std::vector<int32_t>(ids.i32() + b * T + t0, ids.i32() + b * T + t1));
 }
 
-inline double rms_rel(const float* a, const float* ref, int64_t n) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; ++i) num += (a[i] - ref[i]) * (a[i] - ref[i]), den += ref[i] * ref[i];
-  return std::sqrt(num) / (std::sqrt(den) + 1e-30);
-}
-
 inline LanguageModel tiny_model(const nlohmann::json& mixer, uint64_t seed, const nlohmann::json& ffn = swiglu_ffn()) {
   auto cfg = ModelConfig::from_json(tiny_recurrent_config(mixer, ffn));
   EXPECT_TRUE(cfg.is_ok()) << cfg.status().message();
@@ -48,19 +42,7 @@ inline LanguageModel tiny_model(const nlohmann::json& mixer, uint64_t seed, cons
 
 inline void check_prefill_equals_decode(const nlohmann::json& mixer, const nlohmann::json& ffn = swiglu_ffn()) {
   LanguageModel model = tiny_model(mixer, 7, ffn);
-  const int64_t B = 2, T = 40, V = 97;
-  Tensor ids = random_ids(B, T, V, 3);
-  ag::NoGradGuard guard;
-  Tensor full = model.forward(ids).value();  // [B*T, V], chunk form, no state
-  ModelState state = model.make_state(B);
-  for (int64_t t = 0; t < T; ++t) {
-    Tensor step_ids = Tensor::empty({B, 1}, DType::I32);
-    for (int64_t b = 0; b < B; ++b) step_ids.i32()[b] = ids.i32()[b * T + t];
-    Tensor logits = model.forward_last(step_ids, state);  // [B, V], step form
-    for (int64_t b = 0; b < B; ++b)
-      EXPECT_LE(rms_rel(logits.f32() + b * V, full.f32() + (b * T + t) * V, V), 1e-5) << "b=" << b << " t=" << t;
-  }
-  EXPECT_EQ(state.length(), T);
+  expect_prefill_equals_decode(model, 2, 40);
 }
 
 // Prefill in two calls long enough for the chunk form (the second from the first's state), then

@@ -39,12 +39,7 @@ Tensor random_tensor(Shape s, double sd, uint64_t seed) {
 }
 
 using testing::random_ids;
-
-double rms_rel(const float* a, const float* ref, int64_t n) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; ++i) num += (a[i] - ref[i]) * (a[i] - ref[i]), den += ref[i] * ref[i];
-  return std::sqrt(num) / (std::sqrt(den) + 1e-30);
-}
+using testing::rms_rel;
 
 class MlaForms : public ::testing::TestWithParam<std::pair<int64_t, int64_t>> {};
 
@@ -100,20 +95,8 @@ TEST(MlaModel, PrefillLogitsEqualStepByStepDecode) {
   for (const auto& layers : {std::vector<std::string>{"mla"}, std::vector<std::string>{"mla", "attn"}}) {
     LanguageModel model(mla_model(layers));
     model.init(7);
-    const int64_t B = 2, T = 21, V = 97;
-    Tensor ids = random_ids(B, T, V, 3);
-    ag::NoGradGuard guard;
-    Tensor full = model.forward(ids).value();  // [B*T, V], expanded heads, no cache
-    ModelState state = model.make_state(B);
-    for (int64_t t = 0; t < T; ++t) {
-      Tensor step_ids = Tensor::empty({B, 1}, DType::I32);
-      for (int64_t b = 0; b < B; ++b) step_ids.i32()[b] = ids.i32()[b * T + t];
-      Tensor logits = model.forward_last(step_ids, state);  // [B, V], absorbed
-      for (int64_t b = 0; b < B; ++b)
-        EXPECT_LE(rms_rel(logits.f32() + b * V, full.f32() + (b * T + t) * V, V), 1e-5)
-            << layers.size() << " b=" << b << " t=" << t;
-    }
-    EXPECT_EQ(state.length(), T);
+    SCOPED_TRACE(layers.size());
+    testing::expect_prefill_equals_decode(model, 2, 21);  // expanded heads vs absorbed decode
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include "autograd/functions.h"
 #include "models/lm.h"
+#include "model_checks.h"
 #include "tiny_moe_model.h"
 #include "tiny_model.h"
 #include "train/adamw.h"
@@ -13,18 +14,7 @@
 namespace speedlm {
 namespace {
 
-Tensor random_ids(int64_t B, int64_t T, int64_t V, uint64_t seed) {
-  Rng rng(seed);
-  Tensor t = Tensor::empty({B, T}, DType::I32);
-  for (int64_t i = 0; i < t.numel(); ++i) t.i32()[i] = static_cast<int32_t>(rng.below(V));
-  return t;
-}
-
-double rms_rel(const float* a, const float* ref, int64_t n) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; ++i) num += (a[i] - ref[i]) * (a[i] - ref[i]), den += ref[i] * ref[i];
-  return std::sqrt(num) / (std::sqrt(den) + 1e-30);
-}
+using testing::random_ids;
 
 class MoeModel : public ::testing::TestWithParam<int> {
  protected:
@@ -34,18 +24,7 @@ class MoeModel : public ::testing::TestWithParam<int> {
 TEST_P(MoeModel, PrefillLogitsEqualStepByStepDecode) {
   LanguageModel model(config());
   model.init(7);
-  const int64_t B = 2, T = 21, V = 97;
-  Tensor ids = random_ids(B, T, V, 3);
-  ag::NoGradGuard guard;
-  Tensor full = model.forward(ids).value();  // [B*T, V]
-  ModelState state = model.make_state(B);
-  for (int64_t t = 0; t < T; ++t) {
-    Tensor step_ids = Tensor::empty({B, 1}, DType::I32);
-    for (int64_t b = 0; b < B; ++b) step_ids.i32()[b] = ids.i32()[b * T + t];
-    Tensor logits = model.forward_last(step_ids, state);  // [B, V]
-    for (int64_t b = 0; b < B; ++b)
-      EXPECT_LE(rms_rel(logits.f32() + b * V, full.f32() + (b * T + t) * V, V), 1e-5) << "b=" << b << " t=" << t;
-  }
+  testing::expect_prefill_equals_decode(model, 2, 21);
 }
 
 TEST_P(MoeModel, ForwardAndBackwardAreDeterministicWithASeed) {
