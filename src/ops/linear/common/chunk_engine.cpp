@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <vector>
 
 #include "core/parallel.h"
 #include "core/simd_math.h"
+#include "ops/linear/common/prefetch.h"
 #include "ops/linear/common/small_gemm.h"
 #include "speedlm/tensor.h"
 
@@ -71,10 +73,38 @@ void scale_rows_from_start(const float* x, int64_t ldx, const float* G, int64_t 
   }
 }
 
+// Rows of a [B, T, H, width] tensor for prefetch_chunk; null or width 0: none.
+struct Rows {
+  const float* base;
+  int64_t width;
+  bool write = false;
+};
+
+// Requests chunk n's rows of head bh ahead of use (nothing if n is out of range): at long T the
+// inputs come from memory, strided by H rows, and the per-chunk products stall on them otherwise.
+void prefetch_chunk(const Grid& gr, int64_t bh, int64_t n, std::initializer_list<Rows> rows) {
+  if (n < 0 || n >= gr.N) return;
+  const Problem& p = gr.p;
+  const int64_t t0 = n * p.C, L = gr.len(n);
+  for (const Rows& r : rows) {
+    if (!r.base || r.width == 0) continue;
+    prefetch_rows(r.base + ((bh / p.H * p.T + t0) * p.H + bh % p.H) * r.width, L, p.H * r.width, r.width, r.write);
+  }
+}
+
 // Tasks per thread so that each parallel region carries >= ~30 us of work (DESIGN.md):
 // about 1e6 flops at the small-GEMM rates these kernels reach.
 int64_t grain_for(double flops_per_task) { return std::max<int64_t>(1, static_cast<int64_t>(1e6 / flops_per_task)); }
 
+
+// The calling thread's workspace of at least n floats, kept across calls (contents undefined): the
+// backward's saved states are megabytes at long T, and a fresh buffer per call costs its page
+// faults and zeroing, ~10% of a T = 16k fwd+bwd.
+float* thread_workspace(int64_t n) {
+  thread_local std::vector<float> w;
+  if (static_cast<int64_t>(w.size()) < n) w.resize(static_cast<size_t>(n));
+  return w.data();
+}
 
 // Every (b, h, chunk) task, threaded, each thread with its own workspace of `ws` floats.
 template <typename Fn>
@@ -82,8 +112,8 @@ void for_chunks(const Grid& gr, int64_t ws, Fn&& fn) {
   const Problem& p = gr.p;
   const double flops = 2.0 * p.C * (3.0 * p.K * p.V + static_cast<double>(p.C) * (p.K + p.V));
   parallel_for(p.B * p.H * gr.N, grain_for(flops), [&](int64_t i0, int64_t i1) {
-    std::vector<float> w(static_cast<size_t>(ws));
-    for (int64_t i = i0; i < i1; ++i) fn(i / gr.N, i % gr.N, w.data());
+    float* w = thread_workspace(ws);
+    for (int64_t i = i0; i < i1; ++i) fn(i / gr.N, i % gr.N, w);
   });
 }
 
@@ -93,8 +123,8 @@ void for_heads(const Grid& gr, int64_t ws, Fn&& fn) {
   const Problem& p = gr.p;
   const double flops = 2.0 * p.T * (3.0 * p.K * p.V + static_cast<double>(p.C) * (p.K + p.V));
   parallel_for(p.B * p.H, grain_for(flops), [&](int64_t b0, int64_t b1) {
-    std::vector<float> w(static_cast<size_t>(ws));
-    for (int64_t bh = b0; bh < b1; ++bh) fn(bh, w.data());
+    float* w = thread_workspace(ws);
+    for (int64_t bh = b0; bh < b1; ++bh) fn(bh, w);
   });
 }
 
@@ -271,6 +301,7 @@ void chunk_fwd(const Problem& p, const Intra& intra, const float* q, const float
       if (h0) std::memcpy(S, h0 + bh * KV, sizeof(float) * KV);
       else std::fill(S, S + KV, 0.0f);
       for (int64_t n = 0; n < N; ++n) {
+        prefetch_chunk(gr, bh, n + 1, {{q, K}, {k, K}, {v, V}, {g, p.gate_width}, {o, V, true}});
         chunk_output(gr, intra, q, k, v, g, bh, n, S, o, cw);
         chunk_contribution(gr, k, v, g, bh, n, U, dc, cw);
         advance_state(K, V, dc, U, S);
@@ -307,6 +338,7 @@ void chunk_bwd(const Problem& p, const Intra& intra, const float* q, const float
       if (h0) std::memcpy(St, h0 + bh * KV, sizeof(float) * KV);
       else std::fill(St, St + KV, 0.0f);
       for (int64_t n = 0; n < N; ++n) {
+        prefetch_chunk(gr, bh, n + 1, {{k, K}, {v, V}, {g, p.gate_width}});
         chunk_contribution(gr, k, v, g, bh, n, U, dcs + n * K, cw);
         std::memcpy(St + (n + 1) * KV, St + n * KV, sizeof(float) * KV);
         advance_state(K, V, dcs + n * K, U, St + (n + 1) * KV);
@@ -314,6 +346,10 @@ void chunk_bwd(const Problem& p, const Intra& intra, const float* q, const float
       if (d_ht) std::memcpy(dS, d_ht + bh * KV, sizeof(float) * KV);
       else std::fill(dS, dS + KV, 0.0f);
       for (int64_t n = N - 1; n >= 0; --n) {
+        prefetch_chunk(gr, bh, n - 1,
+                       {{q, K}, {k, K}, {v, V}, {g, p.gate_width}, {d_o, V}, {dq, K, true}, {dk, K, true},
+                        {dv, V, true}, {dg, p.gate_width, true}});
+        if (n > 0) prefetch_rows(St + (n - 1) * KV, 1, 0, KV);
         chunk_grads(gr, intra, io, bh, n, St + n * KV, dS, dcs + n * K, cw);
         // dL/d(state entering chunk n) = dc o dS + scale (Q o exp(G))^T dO
         for (int64_t kk = 0; kk < K; ++kk) {
