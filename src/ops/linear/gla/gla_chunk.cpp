@@ -56,13 +56,22 @@ void diagonal_scores(const ChunkView& c, float scale, int64_t i0, int64_t i1, fl
     }
 }
 
-// Per query sub-chunk [i0, i1) with reference r = G_{i0}: q~_t = q_t exp(G_t - r) (t >= i0) and
+// A chunk whose gates move by at most kMaxGemmRange is one block: reference r = G_0, q~_t =
+// q_t exp(G_t - r) <= q_t, k~_s = k_s exp(r - G_s) <= k_s e^60, one L x L GEMM masked to s <= t.
+// Otherwise, per query sub-chunk [i0, i1) with reference r = G_{i0}: q~_t = q_t exp(G_t - r) (t >= i0) and
 // k~_s = k_s exp(r - G_s) (s < i0) make the off-diagonal block one GEMM; the diagonal block joins
 // that GEMM (then masked) when its gate range allows, else it is summed element-wise.
 void scores(const ChunkView& c, float scale, float* A) {
   thread_local std::vector<float> qbuf, kbuf;
   const int64_t L = c.L, K = c.K;
-  float *Qt = scratch(qbuf, kSub * K), *Kt = scratch(kbuf, L * K);
+  float *Qt = scratch(qbuf, L * K), *Kt = scratch(kbuf, L * K);
+  if (diagonal_by_gemm(c, 0, L)) {  // the whole chunk as one block, reference G_0
+    rescale(c.q, c.ldk, c.G, K, c.G, 1.0f, 0, L, Qt);
+    rescale(c.k, c.ldk, c.G, K, c.G, -1.0f, 0, L, Kt);
+    small_gemm(false, true, L, L, K, scale, Qt, K, Kt, K, 0.0f, A, L);
+    for (int64_t t = 0; t < L; ++t) std::fill(A + t * L + t + 1, A + (t + 1) * L, 0.0f);
+    return;
+  }
   std::fill(A, A + L * L, 0.0f);
   for (int64_t i0 = 0; i0 < L; i0 += kSub) {
     const int64_t i1 = std::min(i0 + kSub, L);
@@ -82,7 +91,8 @@ void scores(const ChunkView& c, float scale, float* A) {
   }
 }
 
-// The transpose of `scores`, strictly below the diagonal: dq through the query-side reference of
+// The transpose of `scores`, strictly below the diagonal: for a one-block chunk two L x L GEMMs
+// with reference G_0; otherwise dq through the query-side reference of
 // each query sub-chunk, dk through the reference G_{j1-1} (last row) of each key sub-chunk
 // [j0, j1), whose later queries get q~_t = q_t exp(G_t - G_{j1-1}) and keys the factor
 // exp(G_{j1-1} - G_s). GEMM-able diagonal blocks enter with dA masked to s < t.
@@ -93,6 +103,22 @@ void score_grads(const ChunkView& c, float scale, float* dA, float* dq, float* d
   // M = dA with every entry at or above the diagonal zeroed.
   for (int64_t t = 0; t < L; ++t)
     for (int64_t s = 0; s < L; ++s) M[t * L + s] = s < t ? dA[t * L + s] : 0.0f;
+  if (diagonal_by_gemm(c, 0, L)) {  // as `scores`: one block, reference G_0
+    const float* r = c.G;
+    rescale(c.k, c.ldk, c.G, K, r, -1.0f, 0, L, X);
+    small_gemm(false, false, L, K, L, scale, M, L, X, K, 0.0f, tmp, K);
+    for (int64_t t = 0; t < L; ++t) {
+#pragma omp simd
+      for (int64_t kk = 0; kk < K; ++kk) dq[t * ld + kk] += tmp[t * K + kk] * exp_f32(c.G[t * K + kk] - r[kk]);
+    }
+    rescale(c.q, c.ldk, c.G, K, r, 1.0f, 0, L, X);
+    small_gemm(true, false, L, K, L, scale, M, L, X, K, 0.0f, tmp, K);
+    for (int64_t s = 0; s < L; ++s) {
+#pragma omp simd
+      for (int64_t kk = 0; kk < K; ++kk) dk[s * ld + kk] += tmp[s * K + kk] * exp_f32(r[kk] - c.G[s * K + kk]);
+    }
+    return;
+  }
   std::vector<char> diag_gemm;
   for (int64_t i0 = 0; i0 < L; i0 += kSub) diag_gemm.push_back(diagonal_by_gemm(c, i0, std::min(i0 + kSub, L)));
   for (int64_t i0 = 0; i0 < L; i0 += kSub) {
