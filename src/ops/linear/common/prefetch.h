@@ -12,8 +12,8 @@ inline void prefetch_rows(const float* p, int64_t rows, int64_t stride, int64_t 
   constexpr int64_t kLine = 16;  // floats per 64-byte line
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t x = 0; x < len; x += kLine) {
-      if (for_write) __builtin_prefetch(p + r * stride + x, 1, 3);
-      else __builtin_prefetch(p + r * stride + x, 0, 3);
+      if (for_write) __builtin_prefetch(p + r * stride + x, 1, 2);
+      else __builtin_prefetch(p + r * stride + x, 0, 2);
     }
 }
 
