@@ -44,6 +44,36 @@ bool diagonal_by_gemm(const ChunkView& c, int64_t i0, int64_t i1) {
   return range <= kMaxGemmRange;
 }
 
+// The one-block factors of a chunk (reference G_0): F = exp(G - G_0) <= 1, Finv = exp(G_0 - G)
+// <= e^60, Qt = q o F, Kt = k o Finv, all [L, K]. `scores` fills them; `score_grads`, which the
+// engine calls right after `scores` of the same chunk on the same thread, reuses them (key check
+// below), so the backward pays these exps once per chunk, not three times.
+struct OneBlock {
+  std::vector<float> F, Finv, Qt, Kt;
+  const float *q = nullptr, *k = nullptr;
+  int64_t L = 0;
+};
+
+// fresh: recompute even if the key matches (`scores` may see new values at the same addresses).
+OneBlock& one_block(const ChunkView& c, bool fresh) {
+  thread_local OneBlock b;
+  if (!fresh && b.q == c.q && b.k == c.k && b.L == c.L) return b;
+  const int64_t L = c.L, K = c.K;
+  float *F = scratch(b.F, L * K), *Fi = scratch(b.Finv, L * K);
+  float *Qt = scratch(b.Qt, L * K), *Kt = scratch(b.Kt, L * K);
+  for (int64_t t = 0; t < L; ++t) {
+    const float *Gt = c.G + t * K, *qt = c.q + t * c.ldk, *kt = c.k + t * c.ldk;
+#pragma omp simd
+    for (int64_t kk = 0; kk < K; ++kk) {
+      const float d = Gt[kk] - c.G[kk], f = exp_f32(d), fi = exp_f32(-d);
+      F[t * K + kk] = f, Fi[t * K + kk] = fi;
+      Qt[t * K + kk] = qt[kk] * f, Kt[t * K + kk] = kt[kk] * fi;
+    }
+  }
+  b.q = c.q, b.k = c.k, b.L = L;
+  return b;
+}
+
 // Element-wise diagonal block: A_ts = scale sum_k q_tk k_sk exp(G_tk - G_sk), s <= t.
 void diagonal_scores(const ChunkView& c, float scale, int64_t i0, int64_t i1, float* A) {
   for (int64_t t = i0; t < i1; ++t)
@@ -64,14 +94,13 @@ void diagonal_scores(const ChunkView& c, float scale, int64_t i0, int64_t i1, fl
 void scores(const ChunkView& c, float scale, float* A) {
   thread_local std::vector<float> qbuf, kbuf;
   const int64_t L = c.L, K = c.K;
-  float *Qt = scratch(qbuf, L * K), *Kt = scratch(kbuf, L * K);
   if (diagonal_by_gemm(c, 0, L)) {  // the whole chunk as one block, reference G_0
-    rescale(c.q, c.ldk, c.G, K, c.G, 1.0f, 0, L, Qt);
-    rescale(c.k, c.ldk, c.G, K, c.G, -1.0f, 0, L, Kt);
-    small_gemm(false, true, L, L, K, scale, Qt, K, Kt, K, 0.0f, A, L);
+    const OneBlock& b = one_block(c, true);
+    small_gemm(false, true, L, L, K, scale, b.Qt.data(), K, b.Kt.data(), K, 0.0f, A, L);
     for (int64_t t = 0; t < L; ++t) std::fill(A + t * L + t + 1, A + (t + 1) * L, 0.0f);
     return;
   }
+  float *Qt = scratch(qbuf, kSub * K), *Kt = scratch(kbuf, L * K);
   std::fill(A, A + L * L, 0.0f);
   for (int64_t i0 = 0; i0 < L; i0 += kSub) {
     const int64_t i1 = std::min(i0 + kSub, L);
@@ -103,19 +132,18 @@ void score_grads(const ChunkView& c, float scale, float* dA, float* dq, float* d
   // M = dA with every entry at or above the diagonal zeroed.
   for (int64_t t = 0; t < L; ++t)
     for (int64_t s = 0; s < L; ++s) M[t * L + s] = s < t ? dA[t * L + s] : 0.0f;
-  if (diagonal_by_gemm(c, 0, L)) {  // as `scores`: one block, reference G_0
-    const float* r = c.G;
-    rescale(c.k, c.ldk, c.G, K, r, -1.0f, 0, L, X);
-    small_gemm(false, false, L, K, L, scale, M, L, X, K, 0.0f, tmp, K);
+  if (diagonal_by_gemm(c, 0, L)) {  // as `scores`: one block, reference G_0, its factors reused
+    const OneBlock& b = one_block(c, false);
+    const float *F = b.F.data(), *Fi = b.Finv.data();
+    small_gemm(false, false, L, K, L, scale, M, L, b.Kt.data(), K, 0.0f, tmp, K);
     for (int64_t t = 0; t < L; ++t) {
 #pragma omp simd
-      for (int64_t kk = 0; kk < K; ++kk) dq[t * ld + kk] += tmp[t * K + kk] * exp_f32(c.G[t * K + kk] - r[kk]);
+      for (int64_t kk = 0; kk < K; ++kk) dq[t * ld + kk] += tmp[t * K + kk] * F[t * K + kk];
     }
-    rescale(c.q, c.ldk, c.G, K, r, 1.0f, 0, L, X);
-    small_gemm(true, false, L, K, L, scale, M, L, X, K, 0.0f, tmp, K);
+    small_gemm(true, false, L, K, L, scale, M, L, b.Qt.data(), K, 0.0f, tmp, K);
     for (int64_t s = 0; s < L; ++s) {
 #pragma omp simd
-      for (int64_t kk = 0; kk < K; ++kk) dk[s * ld + kk] += tmp[s * K + kk] * exp_f32(r[kk] - c.G[s * K + kk]);
+      for (int64_t kk = 0; kk < K; ++kk) dk[s * ld + kk] += tmp[s * K + kk] * Fi[s * K + kk];
     }
     return;
   }
