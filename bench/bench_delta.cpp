@@ -218,11 +218,13 @@ void heads_sweep(benchmark::internal::Benchmark* b) {
   b->ArgNames({"T", "H", "K"});
   for (int64_t t : {1024, 2048, 4096, 8192, 16384, 32768}) b->Args({t, 4, 64});
   b->Unit(benchmark::kMillisecond)->UseRealTime();
+  bench::best_of_repetitions(b);
 }
 void heads_ratio(benchmark::internal::Benchmark* b) {
   b->ArgNames({"T", "H", "K"});
   b->Args({4096, 4, 64})->Args({4096, 4, 128});
   b->Unit(benchmark::kMillisecond)->UseRealTime();
+  bench::best_of_repetitions(b);
 }
 void scan_sweep(benchmark::internal::Benchmark* b) {
   b->ArgNames({"T", "D", "N"});

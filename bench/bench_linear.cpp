@@ -111,6 +111,7 @@ void lengths(benchmark::internal::Benchmark* b) {
   b->ArgName("T");
   for (int64_t t : {1024, 2048, 4096, 8192, 16384, 32768}) b->Arg(t);
   b->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime();
+  bench::best_of_repetitions(b);
 }
 
 }  // namespace
