@@ -1,6 +1,7 @@
 // Delta-rule family (gated_delta_rule, rwkv7, selective_scan): chunk form time against T (linear
 // cost), chunk vs step form over the same tokens, GFLOP/s of the chunk kernels next to the GEMM
-// GFLOP/s measured in the same run (BM_delta_gemm_reference). Figures: docs/BENCHMARKS.md.
+// GFLOP/s measured in the same run (BM_delta_gemm_reference, wall clock; gemm_frac, CPU time:
+// gemm_reference.h). Figures: docs/BENCHMARKS.md.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -8,6 +9,7 @@
 
 #include "core/parallel.h"
 #include "core/rng.h"
+#include "gemm_reference.h"
 #include "ops/linear/gated_delta_rule/gated_delta_rule.h"
 #include "ops/linear/rwkv7/rwkv7.h"
 #include "ops/ssm/selective_scan/selective_scan.h"
@@ -167,20 +169,36 @@ struct Scan {
   }
 };
 
+// GFLOP/s over wall time, and over process CPU time (cpu_GFLOP/s) with its fraction of the
+// CPU-timed GEMM rate of this run (gemm_frac): on a shared machine wall time also counts the
+// other processes' turns, so the CPU-time ratio is the comparable one.
+void report(benchmark::State& state, double flops, double cpu_seconds) {
+  if (flops <= 0) return;
+  set_rate(state, flops);
+  const double cpu_rate = flops * static_cast<double>(state.iterations()) / cpu_seconds * 1e-9;
+  state.counters["cpu_GFLOP/s"] = cpu_rate;
+  state.counters["gemm_cpu_GFLOP/s"] = bench::gemm_cpu_rate();
+  state.counters["gemm_frac"] = cpu_rate / bench::gemm_cpu_rate();
+}
+
 template <typename Op>
 void chunk_fwd(benchmark::State& state) {
   Op op(state);
+  bench::gemm_cpu_rate();
+  const double t0 = bench::process_cpu_seconds();
   for (auto _ : state) op.fwd();
-  if (op.flops(false) > 0) set_rate(state, op.flops(false));
+  report(state, op.flops(false), bench::process_cpu_seconds() - t0);
 }
 template <typename Op>
 void chunk_fwd_bwd(benchmark::State& state) {
   Op op(state);
+  bench::gemm_cpu_rate();
+  const double t0 = bench::process_cpu_seconds();
   for (auto _ : state) {
     op.fwd();
     op.bwd();
   }
-  if (op.flops(true) > 0) set_rate(state, op.flops(true));
+  report(state, op.flops(true), bench::process_cpu_seconds() - t0);
 }
 template <typename Op>
 void step_fwd(benchmark::State& state) {
@@ -200,11 +218,13 @@ void heads_sweep(benchmark::internal::Benchmark* b) {
   b->ArgNames({"T", "H", "K"});
   for (int64_t t : {1024, 2048, 4096, 8192, 16384, 32768}) b->Args({t, 4, 64});
   b->Unit(benchmark::kMillisecond)->UseRealTime();
+  bench::best_of_repetitions(b);
 }
 void heads_ratio(benchmark::internal::Benchmark* b) {
   b->ArgNames({"T", "H", "K"});
   b->Args({4096, 4, 64})->Args({4096, 4, 128});
   b->Unit(benchmark::kMillisecond)->UseRealTime();
+  bench::best_of_repetitions(b);
 }
 void scan_sweep(benchmark::internal::Benchmark* b) {
   b->ArgNames({"T", "D", "N"});

@@ -7,17 +7,16 @@
 //     after prefilling a context of 1k .. 32k tokens; state_bytes shows the state stays constant.
 #include <benchmark/benchmark.h>
 
-#include <ctime>
 #include <map>
 #include <memory>
 #include <utility>
 
 #include "autograd/var.h"
+#include "gemm_reference.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "nn/mixer.h"
 #include "ops/attention/attention/attention.h"
-#include "ops/linalg/gemm/gemm.h"
 #include "ops/linear/gla/gla.h"
 #include "ops/linear/simple_gla/simple_gla.h"
 
@@ -50,30 +49,9 @@ Tensor randn(Shape s, uint64_t seed, float std = 1.0f, float mean = 0.0f) {
 }
 
 // The BLAS GEMM rate of this run: measure_gemm_gflops (wall clock, 1024^3), and the same GEMM
-// timed in process CPU seconds, the basis of the chunk counters (robust to other processes
-// sharing the cores, exact with one thread).
+// timed in process CPU seconds (bench::gemm_cpu_rate), the basis of the chunk counters.
 double gemm_rate() {
   static const double rate = measure_gemm_gflops(num_threads(), false);
-  return rate;
-}
-
-double process_cpu_seconds() {
-  timespec t;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
-}
-
-double gemm_cpu_rate() {
-  static const double rate = [] {
-    const int64_t n = 1024;
-    Tensor a = randn({n, n}, 1), b = randn({n, n}, 2), c = Tensor::empty({n, n});
-    auto run = [&] { gemm(false, true, n, n, n, 1.0f, a.f32(), n, b.f32(), n, 0.0f, c.f32(), n); };
-    run();
-    int calls = 0;
-    const double t0 = process_cpu_seconds();
-    while (calls < 3 || process_cpu_seconds() - t0 < 0.5) run(), ++calls;
-    return 2.0 * n * n * n * calls / (process_cpu_seconds() - t0) * 1e-9;
-  }();
   return rate;
 }
 
@@ -116,7 +94,7 @@ void set_rate(benchmark::State& state, double flops) {
 // GFLOP/s over process CPU seconds; gemm_frac = that / the CPU-timed GEMM rate of this run.
 void run_chunk(benchmark::State& state, bool per_channel, bool with_bwd) {
   LinearInputs in(state.range(0), per_channel);
-  const double wall_rate = gemm_rate(), cpu_rate = gemm_cpu_rate();
+  const double wall_rate = gemm_rate(), cpu_rate = bench::gemm_cpu_rate();
   for (auto _ : state) {
     in.fwd();
     if (with_bwd) in.bwd();
@@ -133,6 +111,7 @@ void lengths(benchmark::internal::Benchmark* b) {
   b->ArgName("T");
   for (int64_t t : {1024, 2048, 4096, 8192, 16384, 32768}) b->Arg(t);
   b->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime();
+  bench::best_of_repetitions(b);
 }
 
 }  // namespace

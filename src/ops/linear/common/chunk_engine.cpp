@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <vector>
 
 #include "core/parallel.h"
 #include "core/simd_math.h"
+#include "ops/linear/common/prefetch.h"
 #include "ops/linear/common/small_gemm.h"
 #include "speedlm/tensor.h"
 
@@ -33,10 +35,17 @@ void load_gates(const Grid& gr, const float* g, int64_t bh, int64_t t0, int64_t 
   }
   const int64_t b = bh / p.H, h = bh % p.H;
   for (int64_t t = 0; t < L; ++t) {
-    const float* gt = g + ((b * p.T + t0 + t) * p.H + h) * p.gate_width;
-    float* Gt = G + t * K;
-    const float* Gp = t > 0 ? Gt - K : nullptr;
-    for (int64_t kk = 0; kk < K; ++kk) Gt[kk] = (Gp ? Gp[kk] : 0.0f) + gt[p.gate_width == 1 ? 0 : kk];
+    const float* __restrict gt = g + ((b * p.T + t0 + t) * p.H + h) * p.gate_width;
+    float* __restrict Gt = G + t * K;
+    if (p.gate_width == 1) {
+      const float prev = t > 0 ? Gt[-K] : 0.0f;
+      std::fill(Gt, Gt + K, prev + gt[0]);
+    } else if (t == 0) {
+      std::copy(gt, gt + K, Gt);
+    } else {
+#pragma omp simd
+      for (int64_t kk = 0; kk < K; ++kk) Gt[kk] = Gt[kk - K] + gt[kk];
+    }
   }
 }
 
@@ -71,10 +80,38 @@ void scale_rows_from_start(const float* x, int64_t ldx, const float* G, int64_t 
   }
 }
 
+// Rows of a [B, T, H, width] tensor for prefetch_chunk; null or width 0: none.
+struct Rows {
+  const float* base;
+  int64_t width;
+  bool write = false;
+};
+
+// Requests chunk n's rows of head bh ahead of use (nothing if n is out of range): at long T the
+// inputs come from memory, strided by H rows, and the per-chunk products stall on them otherwise.
+void prefetch_chunk(const Grid& gr, int64_t bh, int64_t n, std::initializer_list<Rows> rows) {
+  if (n < 0 || n >= gr.N) return;
+  const Problem& p = gr.p;
+  const int64_t t0 = n * p.C, L = gr.len(n);
+  for (const Rows& r : rows) {
+    if (!r.base || r.width == 0) continue;
+    prefetch_rows(r.base + ((bh / p.H * p.T + t0) * p.H + bh % p.H) * r.width, L, p.H * r.width, r.width, r.write);
+  }
+}
+
 // Tasks per thread so that each parallel region carries >= ~30 us of work (DESIGN.md):
 // about 1e6 flops at the small-GEMM rates these kernels reach.
 int64_t grain_for(double flops_per_task) { return std::max<int64_t>(1, static_cast<int64_t>(1e6 / flops_per_task)); }
 
+
+// The calling thread's workspace of at least n floats, kept across calls (contents undefined): the
+// backward's saved states are megabytes at long T, and a fresh buffer per call costs its page
+// faults and zeroing, ~10% of a T = 16k fwd+bwd.
+float* thread_workspace(int64_t n) {
+  thread_local std::vector<float> w;
+  if (static_cast<int64_t>(w.size()) < n) w.resize(static_cast<size_t>(n));
+  return w.data();
+}
 
 // Every (b, h, chunk) task, threaded, each thread with its own workspace of `ws` floats.
 template <typename Fn>
@@ -82,24 +119,30 @@ void for_chunks(const Grid& gr, int64_t ws, Fn&& fn) {
   const Problem& p = gr.p;
   const double flops = 2.0 * p.C * (3.0 * p.K * p.V + static_cast<double>(p.C) * (p.K + p.V));
   parallel_for(p.B * p.H * gr.N, grain_for(flops), [&](int64_t i0, int64_t i1) {
-    std::vector<float> w(static_cast<size_t>(ws));
-    for (int64_t i = i0; i < i1; ++i) fn(i / gr.N, i % gr.N, w.data());
+    float* w = thread_workspace(ws);
+    for (int64_t i = i0; i < i1; ++i) fn(i / gr.N, i % gr.N, w);
   });
 }
 
-// Every (b, h), threaded; fn(bh, w) runs the chunks of one head in order.
+// Heads a thread walks together, chunks outer and heads inner: the heads of a token row share its
+// cache lines and pages, so a chunk's rows arrive for all of them at once (at long T they come
+// from memory, and one head at a time took a TLB miss per row and head).
+constexpr int64_t kHeadGroup = 4;
+
+// Every (b, h), threaded, in groups of up to kHeadGroup heads of one thread: fn(g0, g1, w) runs
+// heads [g0, g1) chunk by chunk; w holds kHeadGroup slices of `per_head` floats, then `shared`.
 template <typename Fn>
-void for_heads(const Grid& gr, int64_t ws, Fn&& fn) {
+void for_head_groups(const Grid& gr, int64_t per_head, int64_t shared, Fn&& fn) {
   const Problem& p = gr.p;
   const double flops = 2.0 * p.T * (3.0 * p.K * p.V + static_cast<double>(p.C) * (p.K + p.V));
   parallel_for(p.B * p.H, grain_for(flops), [&](int64_t b0, int64_t b1) {
-    std::vector<float> w(static_cast<size_t>(ws));
-    for (int64_t bh = b0; bh < b1; ++bh) fn(bh, w.data());
+    float* w = thread_workspace(kHeadGroup * per_head + shared);
+    for (int64_t g0 = b0; g0 < b1; g0 += kHeadGroup) fn(g0, std::min(b1, g0 + kHeadGroup), w);
   });
 }
 
 // With at least one head per thread, each thread runs whole heads chunk after chunk with the
-// state in cache (no [N+1, K, V] checkpoints in the forward, one head's in the backward). With
+// state in cache (no [N+1, K, V] checkpoints in the forward, its group's in the backward). With
 // fewer heads than threads, chunks are threaded and the state pass runs between the phases.
 bool by_heads(const Problem& p) { return p.B * p.H >= num_threads(); }
 
@@ -116,11 +159,11 @@ void chunk_contribution(const Grid& gr, const float* k, const float* v, const fl
   for (int64_t kk = 0; kk < K; ++kk) dc[kk] = exp_f32(G[(L - 1) * K + kk]);
 }
 
-// S = dc o S + U (row-wise decay).
-void advance_state(int64_t K, int64_t V, const float* dc, const float* U, float* S) {
+// S' = dc o S + U (row-wise decay; S' may be S).
+void advance_state(int64_t K, int64_t V, const float* dc, const float* U, const float* S, float* S_next) {
   for (int64_t kk = 0; kk < K; ++kk) {
 #pragma omp simd
-    for (int64_t vv = 0; vv < V; ++vv) S[kk * V + vv] = dc[kk] * S[kk * V + vv] + U[kk * V + vv];
+    for (int64_t vv = 0; vv < V; ++vv) S_next[kk * V + vv] = dc[kk] * S[kk * V + vv] + U[kk * V + vv];
   }
 }
 
@@ -185,6 +228,50 @@ struct Io {
 
 constexpr int64_t grads_workspace(int64_t C, int64_t K) { return 5 * C * K + 2 * C * C + C + 2 * K; }
 
+// dg of chunk rows t0 .. t0 + L - 1 (README: each sum taken directly). dq, dQa, dKa, dKi as in
+// chunk_grads (dq: [L, K] at row stride ldk, the rest contiguous); work: Kd [L, K], rev, pre [K].
+// Restrict pointers and branch-free inner loops so each one vectorises.
+void gate_grads(const Grid& gr, int64_t bh, int64_t t0, int64_t L, const float* __restrict qc,
+                const float* __restrict kc, const float* __restrict dqc, const float* __restrict dQa,
+                const float* __restrict dKa, const float* __restrict dKi, const float* __restrict S,
+                const float* __restrict dS, const float* __restrict dc, float* __restrict Kd, float* __restrict rev,
+                float* __restrict pre, float* dg) {
+  const Problem& p = gr.p;
+  const int64_t K = p.K, V = p.V, ldk = p.H * K;
+  for (int64_t kk = 0; kk < K; ++kk) {
+    float state = 0.0f;
+#pragma omp simd reduction(+ : state)
+    for (int64_t vv = 0; vv < V; ++vv) state += S[kk * V + vv] * dS[kk * V + vv];
+    rev[kk] = 0.0f;
+    pre[kk] = dc[kk] * state;
+  }
+  for (int64_t t = L - 1; t >= 0; --t) {
+#pragma omp simd
+    for (int64_t kk = 0; kk < K; ++kk) {
+      rev[kk] += qc[t * ldk + kk] * (dqc[t * ldk + kk] + dQa[t * K + kk]) - kc[t * ldk + kk] * dKa[t * K + kk];
+      Kd[t * K + kk] = rev[kk];
+    }
+  }
+  for (int64_t t = 0; t < L; ++t) {
+    float* gt = dg + ((bh / p.H * p.T + t0 + t) * p.H + bh % p.H) * p.gate_width;
+    if (p.gate_width == 1) {
+      float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+      for (int64_t kk = 0; kk < K; ++kk) {
+        total += Kd[t * K + kk] + pre[kk];
+        pre[kk] += kc[t * ldk + kk] * dKi[t * K + kk];
+      }
+      gt[0] = total;
+    } else {
+#pragma omp simd
+      for (int64_t kk = 0; kk < K; ++kk) {
+        gt[kk] = Kd[t * K + kk] + pre[kk];
+        pre[kk] += kc[t * ldk + kk] * dKi[t * K + kk];
+      }
+    }
+  }
+}
+
 // Gradients of chunk n's inputs from the state entering it (S), the gradient of the state leaving
 // it (dS) and its decay dc. Workspace grads_workspace(C, K).
 void chunk_grads(const Grid& gr, const Intra& intra, const Io& io, int64_t bh, int64_t n, const float* S,
@@ -223,28 +310,7 @@ void chunk_grads(const Grid& gr, const Intra& intra, const Io& io, int64_t bh, i
     //   + sum_{s<t} k_s o dk_s^inter + exp(G_last) o rowsum(S o dS).
     // Each sum is taken directly (no difference of two cumulated totals), so strongly decayed
     // gates keep their tiny gradients accurate.
-    for (int64_t kk = 0; kk < K; ++kk) {
-      float state = 0.0f;
-      for (int64_t vv = 0; vv < V; ++vv) state += S[kk * V + vv] * dS[kk * V + vv];
-      rev[kk] = 0.0f;
-      pre[kk] = dc[kk] * state;
-    }
-    for (int64_t t = L - 1; t >= 0; --t)
-      for (int64_t kk = 0; kk < K; ++kk) {
-        rev[kk] += qc[t * ldk + kk] * (dqc[t * ldk + kk] + dQa[t * K + kk]) - kc[t * ldk + kk] * dKa[t * K + kk];
-        Kd[t * K + kk] = rev[kk];  // Kd is free now
-      }
-    for (int64_t t = 0; t < L; ++t) {
-      float* gt = dg + ((bh / p.H * p.T + t0 + t) * p.H + bh % p.H) * p.gate_width;
-      float total = 0.0f;
-      for (int64_t kk = 0; kk < K; ++kk) {
-        const float v_t = Kd[t * K + kk] + pre[kk];
-        pre[kk] += kc[t * ldk + kk] * dKi[t * K + kk];
-        if (p.gate_width == 1) total += v_t;
-        else gt[kk] = v_t;
-      }
-      if (p.gate_width == 1) gt[0] = total;
-    }
+    gate_grads(gr, bh, t0, L, qc, kc, dqc, dQa, dKa, dKi, S, dS, dc, Kd, rev, pre, dg);
   }
   for (int64_t t = 0; t < L; ++t) {
 #pragma omp simd
@@ -266,16 +332,24 @@ void chunk_fwd(const Problem& p, const Intra& intra, const float* q, const float
     return;
   }
   if (by_heads(p)) {
-    for_heads(gr, 2 * KV + K + 2 * C * K + C * C, [&](int64_t bh, float* w) {
-      float *S = w, *U = w + KV, *dc = U + KV, *cw = dc + K;
-      if (h0) std::memcpy(S, h0 + bh * KV, sizeof(float) * KV);
-      else std::fill(S, S + KV, 0.0f);
-      for (int64_t n = 0; n < N; ++n) {
-        chunk_output(gr, intra, q, k, v, g, bh, n, S, o, cw);
-        chunk_contribution(gr, k, v, g, bh, n, U, dc, cw);
-        advance_state(K, V, dc, U, S);
+    const int64_t per = 2 * KV + K;  // S, U, dc of a head
+    for_head_groups(gr, per, 2 * C * K + C * C, [&](int64_t g0, int64_t g1, float* w) {
+      float* cw = w + kHeadGroup * per;
+      for (int64_t bh = g0; bh < g1; ++bh) {
+        float* S = w + (bh - g0) * per;
+        if (h0) std::memcpy(S, h0 + bh * KV, sizeof(float) * KV);
+        else std::fill(S, S + KV, 0.0f);
       }
-      if (ht) std::memcpy(ht + bh * KV, S, sizeof(float) * KV);
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t bh = g0; bh < g1; ++bh) {
+          float *S = w + (bh - g0) * per, *U = S + KV, *dc = U + KV;
+          prefetch_chunk(gr, bh, n + 1, {{q, K}, {k, K}, {v, V}, {g, p.gate_width}, {o, V, true}});
+          chunk_output(gr, intra, q, k, v, g, bh, n, S, o, cw);
+          chunk_contribution(gr, k, v, g, bh, n, U, dc, cw);
+          advance_state(K, V, dc, U, S, S);
+        }
+      if (ht)
+        for (int64_t bh = g0; bh < g1; ++bh) std::memcpy(ht + bh * KV, w + (bh - g0) * per, sizeof(float) * KV);
     });
     return;
   }
@@ -300,29 +374,43 @@ void chunk_bwd(const Problem& p, const Intra& intra, const float* q, const float
   }
   const Io io{q, k, v, g, d_o, dq, dk, dv, dg};
   if (by_heads(p)) {
-    // One head at a time: its states in order, then the chunks backwards with the running
-    // gradient dS of the state leaving the current chunk.
-    for_heads(gr, (N + 1) * KV + N * K + 2 * KV + grads_workspace(C, K), [&](int64_t bh, float* w) {
-      float *St = w, *dcs = St + (N + 1) * KV, *dS = dcs + N * K, *U = dS + KV, *cw = U + KV;
-      if (h0) std::memcpy(St, h0 + bh * KV, sizeof(float) * KV);
-      else std::fill(St, St + KV, 0.0f);
-      for (int64_t n = 0; n < N; ++n) {
-        chunk_contribution(gr, k, v, g, bh, n, U, dcs + n * K, cw);
-        std::memcpy(St + (n + 1) * KV, St + n * KV, sizeof(float) * KV);
-        advance_state(K, V, dcs + n * K, U, St + (n + 1) * KV);
+    // Per head its states in order, then the chunks backwards with the running gradient dS of
+    // the state leaving the current chunk.
+    const int64_t per = (N + 2) * KV + N * K;  // states [N + 1, K, V], dS, decays [N, K] of a head
+    for_head_groups(gr, per, KV + grads_workspace(C, K), [&](int64_t g0, int64_t g1, float* w) {
+      float *U = w + kHeadGroup * per, *cw = U + KV;
+      auto head = [&](int64_t bh) { return w + (bh - g0) * per; };
+      for (int64_t bh = g0; bh < g1; ++bh) {
+        float *St = head(bh), *dS = St + (N + 1) * KV;
+        if (h0) std::memcpy(St, h0 + bh * KV, sizeof(float) * KV);
+        else std::fill(St, St + KV, 0.0f);
+        if (d_ht) std::memcpy(dS, d_ht + bh * KV, sizeof(float) * KV);
+        else std::fill(dS, dS + KV, 0.0f);
       }
-      if (d_ht) std::memcpy(dS, d_ht + bh * KV, sizeof(float) * KV);
-      else std::fill(dS, dS + KV, 0.0f);
-      for (int64_t n = N - 1; n >= 0; --n) {
-        chunk_grads(gr, intra, io, bh, n, St + n * KV, dS, dcs + n * K, cw);
-        // dL/d(state entering chunk n) = dc o dS + scale (Q o exp(G))^T dO
-        for (int64_t kk = 0; kk < K; ++kk) {
-#pragma omp simd
-          for (int64_t vv = 0; vv < V; ++vv) dS[kk * V + vv] *= dcs[n * K + kk];
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t bh = g0; bh < g1; ++bh) {
+          float *St = head(bh), *dcs = St + (N + 2) * KV;
+          prefetch_chunk(gr, bh, n + 1, {{k, K}, {v, V}, {g, p.gate_width}});
+          chunk_contribution(gr, k, v, g, bh, n, U, dcs + n * K, cw);
+          advance_state(K, V, dcs + n * K, U, St + n * KV, St + (n + 1) * KV);
         }
-        chunk_state_grad(gr, q, g, d_o, bh, n, 1.0f, dS, cw);
-      }
-      if (dh0) std::memcpy(dh0 + bh * KV, dS, sizeof(float) * KV);
+      for (int64_t n = N - 1; n >= 0; --n)
+        for (int64_t bh = g0; bh < g1; ++bh) {
+          float *St = head(bh), *dS = St + (N + 1) * KV, *dcs = dS + KV;
+          prefetch_chunk(gr, bh, n - 1,
+                         {{q, K}, {k, K}, {v, V}, {g, p.gate_width}, {d_o, V}, {dq, K, true}, {dk, K, true},
+                          {dv, V, true}, {dg, p.gate_width, true}});
+          if (n > 0) prefetch_rows(St + (n - 1) * KV, 1, 0, KV);
+          chunk_grads(gr, intra, io, bh, n, St + n * KV, dS, dcs + n * K, cw);
+          // dL/d(state entering chunk n) = dc o dS + scale (Q o exp(G))^T dO
+          for (int64_t kk = 0; kk < K; ++kk) {
+#pragma omp simd
+            for (int64_t vv = 0; vv < V; ++vv) dS[kk * V + vv] *= dcs[n * K + kk];
+          }
+          chunk_state_grad(gr, q, g, d_o, bh, n, 1.0f, dS, cw);
+        }
+      if (dh0)
+        for (int64_t bh = g0; bh < g1; ++bh) std::memcpy(dh0 + bh * KV, head(bh) + (N + 1) * KV, sizeof(float) * KV);
     });
     return;
   }

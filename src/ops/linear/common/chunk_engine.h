@@ -3,8 +3,10 @@
 // and gradient terms. The op supplies only the intra-chunk score matrix and its backward
 // (simple_gla: one GEMM times Gamma; gla: sub-chunk rescaling). Gates are held per key
 // channel, G: [L, K] (a per-head gate is broadcast, an absent one is zero), so the state pass is
-// one code path. Threads run over (b, h, chunk) for every parallel phase and over (b, h) for
-// the two sequential state scans.
+// one code path. With at least one head per thread, each thread walks groups of 4 heads chunk
+// by chunk (chunks outer, heads inner: a token row's heads share cache lines and pages); with
+// fewer, threads run over (b, h, chunk) for every parallel phase and over (b, h) for the two
+// sequential state scans.
 #pragma once
 
 #include <cstdint>

@@ -61,24 +61,31 @@ void row_block(bool ta, int64_t i, int64_t nv, int64_t N, int64_t K, float alpha
 void small_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
-  const int64_t nv = (N + kLanes - 1) / kLanes, ldp = nv * kLanes;
-  // op(B) packed as [K, ldp], zero-padded columns: every k reads whole vectors.
-  thread_local std::vector<float> packed;
-  packed.resize(static_cast<size_t>(std::max<int64_t>(K, 1) * ldp));
-  for (int64_t k = 0; k < K; ++k) {
-    float* p = &packed[k * ldp];
-    if (trans_b)
-      for (int64_t j = 0; j < N; ++j) p[j] = B[j * ldb + k];
-    else
-      std::memcpy(p, B + k * ldb, sizeof(float) * N);
-    std::fill(p + N, p + ldp, 0.0f);
+  const int64_t nv = (N + kLanes - 1) / kLanes;
+  // The kernel reads op(B) as [K, ldp] rows of whole vectors. An untransposed B whose rows are
+  // whole vectors is read in place; otherwise it is packed, zero-padded to ldp = nv * 16.
+  const float* Bp = B;
+  int64_t ldp = ldb;
+  if (trans_b || N % kLanes != 0) {
+    thread_local std::vector<float> packed;
+    ldp = nv * kLanes;
+    packed.resize(static_cast<size_t>(std::max<int64_t>(K, 1) * ldp));
+    for (int64_t k = 0; k < K; ++k) {
+      float* p = &packed[k * ldp];
+      if (trans_b)
+        for (int64_t j = 0; j < N; ++j) p[j] = B[j * ldb + k];
+      else
+        std::memcpy(p, B + k * ldb, sizeof(float) * N);
+      std::fill(p + N, p + ldp, 0.0f);
+    }
+    Bp = packed.data();
   }
   int64_t i = 0;
-  for (; i + 4 <= M; i += 4) row_block<4>(trans_a, i, nv, N, K, alpha, A, lda, packed.data(), ldp, beta, C, ldc);
+  for (; i + 4 <= M; i += 4) row_block<4>(trans_a, i, nv, N, K, alpha, A, lda, Bp, ldp, beta, C, ldc);
   switch (M - i) {
-    case 3: row_block<3>(trans_a, i, nv, N, K, alpha, A, lda, packed.data(), ldp, beta, C, ldc); break;
-    case 2: row_block<2>(trans_a, i, nv, N, K, alpha, A, lda, packed.data(), ldp, beta, C, ldc); break;
-    case 1: row_block<1>(trans_a, i, nv, N, K, alpha, A, lda, packed.data(), ldp, beta, C, ldc); break;
+    case 3: row_block<3>(trans_a, i, nv, N, K, alpha, A, lda, Bp, ldp, beta, C, ldc); break;
+    case 2: row_block<2>(trans_a, i, nv, N, K, alpha, A, lda, Bp, ldp, beta, C, ldc); break;
+    case 1: row_block<1>(trans_a, i, nv, N, K, alpha, A, lda, Bp, ldp, beta, C, ldc); break;
     default: break;
   }
 }

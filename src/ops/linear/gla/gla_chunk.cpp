@@ -44,6 +44,36 @@ bool diagonal_by_gemm(const ChunkView& c, int64_t i0, int64_t i1) {
   return range <= kMaxGemmRange;
 }
 
+// The one-block factors of a chunk (reference G_0): F = exp(G - G_0) <= 1, Finv = exp(G_0 - G)
+// <= e^60, Qt = q o F, Kt = k o Finv, all [L, K]. `scores` fills them; `score_grads`, which the
+// engine calls right after `scores` of the same chunk on the same thread, reuses them (key check
+// below), so the backward pays these exps once per chunk, not three times.
+struct OneBlock {
+  std::vector<float> F, Finv, Qt, Kt;
+  const float *q = nullptr, *k = nullptr;
+  int64_t L = 0;
+};
+
+// fresh: recompute even if the key matches (`scores` may see new values at the same addresses).
+OneBlock& one_block(const ChunkView& c, bool fresh) {
+  thread_local OneBlock b;
+  if (!fresh && b.q == c.q && b.k == c.k && b.L == c.L) return b;
+  const int64_t L = c.L, K = c.K;
+  float *F = scratch(b.F, L * K), *Fi = scratch(b.Finv, L * K);
+  float *Qt = scratch(b.Qt, L * K), *Kt = scratch(b.Kt, L * K);
+  for (int64_t t = 0; t < L; ++t) {
+    const float *Gt = c.G + t * K, *qt = c.q + t * c.ldk, *kt = c.k + t * c.ldk;
+#pragma omp simd
+    for (int64_t kk = 0; kk < K; ++kk) {
+      const float d = Gt[kk] - c.G[kk], f = exp_f32(d), fi = exp_f32(-d);
+      F[t * K + kk] = f, Fi[t * K + kk] = fi;
+      Qt[t * K + kk] = qt[kk] * f, Kt[t * K + kk] = kt[kk] * fi;
+    }
+  }
+  b.q = c.q, b.k = c.k, b.L = L;
+  return b;
+}
+
 // Element-wise diagonal block: A_ts = scale sum_k q_tk k_sk exp(G_tk - G_sk), s <= t.
 void diagonal_scores(const ChunkView& c, float scale, int64_t i0, int64_t i1, float* A) {
   for (int64_t t = i0; t < i1; ++t)
@@ -56,12 +86,20 @@ void diagonal_scores(const ChunkView& c, float scale, int64_t i0, int64_t i1, fl
     }
 }
 
-// Per query sub-chunk [i0, i1) with reference r = G_{i0}: q~_t = q_t exp(G_t - r) (t >= i0) and
+// A chunk whose gates move by at most kMaxGemmRange is one block: reference r = G_0, q~_t =
+// q_t exp(G_t - r) <= q_t, k~_s = k_s exp(r - G_s) <= k_s e^60, one L x L GEMM masked to s <= t.
+// Otherwise, per query sub-chunk [i0, i1) with reference r = G_{i0}: q~_t = q_t exp(G_t - r) (t >= i0) and
 // k~_s = k_s exp(r - G_s) (s < i0) make the off-diagonal block one GEMM; the diagonal block joins
 // that GEMM (then masked) when its gate range allows, else it is summed element-wise.
 void scores(const ChunkView& c, float scale, float* A) {
   thread_local std::vector<float> qbuf, kbuf;
   const int64_t L = c.L, K = c.K;
+  if (diagonal_by_gemm(c, 0, L)) {  // the whole chunk as one block, reference G_0
+    const OneBlock& b = one_block(c, true);
+    small_gemm(false, true, L, L, K, scale, b.Qt.data(), K, b.Kt.data(), K, 0.0f, A, L);
+    for (int64_t t = 0; t < L; ++t) std::fill(A + t * L + t + 1, A + (t + 1) * L, 0.0f);
+    return;
+  }
   float *Qt = scratch(qbuf, kSub * K), *Kt = scratch(kbuf, L * K);
   std::fill(A, A + L * L, 0.0f);
   for (int64_t i0 = 0; i0 < L; i0 += kSub) {
@@ -82,7 +120,8 @@ void scores(const ChunkView& c, float scale, float* A) {
   }
 }
 
-// The transpose of `scores`, strictly below the diagonal: dq through the query-side reference of
+// The transpose of `scores`, strictly below the diagonal: for a one-block chunk two L x L GEMMs
+// with reference G_0; otherwise dq through the query-side reference of
 // each query sub-chunk, dk through the reference G_{j1-1} (last row) of each key sub-chunk
 // [j0, j1), whose later queries get q~_t = q_t exp(G_t - G_{j1-1}) and keys the factor
 // exp(G_{j1-1} - G_s). GEMM-able diagonal blocks enter with dA masked to s < t.
@@ -93,6 +132,21 @@ void score_grads(const ChunkView& c, float scale, float* dA, float* dq, float* d
   // M = dA with every entry at or above the diagonal zeroed.
   for (int64_t t = 0; t < L; ++t)
     for (int64_t s = 0; s < L; ++s) M[t * L + s] = s < t ? dA[t * L + s] : 0.0f;
+  if (diagonal_by_gemm(c, 0, L)) {  // as `scores`: one block, reference G_0, its factors reused
+    const OneBlock& b = one_block(c, false);
+    const float *F = b.F.data(), *Fi = b.Finv.data();
+    small_gemm(false, false, L, K, L, scale, M, L, b.Kt.data(), K, 0.0f, tmp, K);
+    for (int64_t t = 0; t < L; ++t) {
+#pragma omp simd
+      for (int64_t kk = 0; kk < K; ++kk) dq[t * ld + kk] += tmp[t * K + kk] * F[t * K + kk];
+    }
+    small_gemm(true, false, L, K, L, scale, M, L, b.Qt.data(), K, 0.0f, tmp, K);
+    for (int64_t s = 0; s < L; ++s) {
+#pragma omp simd
+      for (int64_t kk = 0; kk < K; ++kk) dk[s * ld + kk] += tmp[s * K + kk] * Fi[s * K + kk];
+    }
+    return;
+  }
   std::vector<char> diag_gemm;
   for (int64_t i0 = 0; i0 < L; i0 += kSub) diag_gemm.push_back(diagonal_by_gemm(c, i0, std::min(i0 + kSub, L)));
   for (int64_t i0 = 0; i0 < L; i0 += kSub) {

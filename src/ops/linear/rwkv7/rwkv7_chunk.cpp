@@ -16,6 +16,7 @@
 
 #include "core/parallel.h"
 #include "core/simd_math.h"
+#include "ops/linear/common/prefetch.h"
 #include "ops/linear/common/small_gemm.h"
 #include "ops/linear/rwkv7/rwkv7.h"
 
@@ -34,7 +35,7 @@ struct Head {
   Buf qc, kc, vc, ac, bc, G, Gm;       // [C, K] ([C, V] for vc)
   Buf eg, egm, el, qg, ag, kd, bd;     // e^G, e^Gm, e^{Gc - G}, q e^G, a e^Gm, k e^{Gc - G}, b e^{Gc - G}
   Buf einv, kinv, binv;                // e^-G, k e^-G, b e^-G (factorised scores only)
-  Buf ec;                              // e^{Gc} [K]
+  Buf ec, ones;                        // e^{Gc}, 1 [K]
   bool factorised = true;
 
   Head(const Rwkv7Params& p, const Rwkv7Dims& dd, const float* q_, const float* w_, const float* k_, const float* v_,
@@ -46,12 +47,56 @@ struct Head {
       x->resize(C * d.K);
     vc.resize(C * d.V);
     ec.resize(d.K);
+    ones.assign(d.K, 1.0f);
   }
-  int64_t chunks() const { return (d.T + C - 1) / C; }
+
+  // Rows [0, c) of the decay factors and scaled inputs from G. The path is a template argument:
+  // GCC leaves a simd loop scalar when one arm of a ternary calls exp_f32. Raw restrict pointers,
+  // as through the Buf members GCC assumes aliasing.
+  template <bool kFactorised>
+  void decay_factors(int64_t c) {
+    const int64_t K = d.K;
+    const float *__restrict Gp = G.data(), *__restrict Gc = Gp + (c - 1) * K, *__restrict ecp = ec.data();
+    const float *__restrict qp = qc.data(), *__restrict kp = kc.data(), *__restrict ap = ac.data();
+    const float* __restrict bp = bc.data();
+    float *__restrict egp = eg.data(), *__restrict egmp = egm.data(), *__restrict elp = el.data();
+    float *__restrict qgp = qg.data(), *__restrict agp = ag.data(), *__restrict kdp = kd.data();
+    float *__restrict bdp = bd.data(), *__restrict einvp = einv.data(), *__restrict kinvp = kinv.data();
+    float* __restrict binvp = binv.data();
+    for (int64_t t = 0; t < c; ++t) {
+      const int64_t r = t * K;
+      const float* __restrict prev = t > 0 ? egp + r - K : ones.data();
+#pragma omp simd
+      for (int64_t x = 0; x < K; ++x) {
+        const float g = Gp[r + x], gl = Gc[x] - g;  // ternaries: std::min's temporaries block simd
+        const float e = exp_f32(g < 0.0f ? g : 0.0f), em = prev[x];
+        const float inv = kFactorised ? 1.0f / e : 0.0f;
+        const float l = kFactorised ? ecp[x] * inv : exp_f32(gl < 0.0f ? gl : 0.0f);
+        egp[r + x] = e, egmp[r + x] = em, elp[r + x] = l, einvp[r + x] = inv;
+        qgp[r + x] = qp[r + x] * e;
+        agp[r + x] = ap[r + x] * em;
+        kdp[r + x] = kp[r + x] * l;
+        bdp[r + x] = bp[r + x] * l;
+        kinvp[r + x] = kp[r + x] * inv;
+        binvp[r + x] = bp[r + x] * inv;
+      }
+    }
+  }
+
+  // Requests the input rows of chunk n (if any) ahead of its gather.
+  void prefetch(int64_t n) const {
+    const int64_t t0 = n * C;
+    if (n < 0 || t0 >= d.T) return;
+    const int64_t c = std::min(C, d.T - t0), HK = d.H * d.K;
+    for (const float* x : {q, w, k, a, b}) prefetch_rows(x + t0 * HK, c, HK, d.K);
+    prefetch_rows(v + t0 * d.H * d.V, c, d.H * d.V, d.V);
+  }
 
   // Gathers chunk n and its decay factors; returns its length c.
   int64_t gather(int64_t n) {
     const int64_t t0 = n * C, c = std::min(C, d.T - t0), K = d.K, V = d.V, HK = d.H * K, HV = d.H * V;
+    float* __restrict Gp = G.data();
+    float* __restrict Gmp = Gm.data();
     for (int64_t t = 0; t < c; ++t) {
       const int64_t o = (t0 + t) * HK;
       std::memcpy(&qc[t * K], q + o, sizeof(float) * K);
@@ -59,9 +104,14 @@ struct Head {
       std::memcpy(&ac[t * K], a + o, sizeof(float) * K);
       std::memcpy(&bc[t * K], b + o, sizeof(float) * K);
       std::memcpy(&vc[t * V], v + (t0 + t) * HV, sizeof(float) * V);
-      for (int64_t x = 0; x < K; ++x) {
-        Gm[t * K + x] = t == 0 ? 0.0f : G[(t - 1) * K + x];
-        G[t * K + x] = Gm[t * K + x] + w[o + x];
+      const float* __restrict wt = w + o;
+      float *__restrict Gt = Gp + t * K, *__restrict Gmt = Gmp + t * K;
+      if (t == 0) {
+#pragma omp simd
+        for (int64_t x = 0; x < K; ++x) Gmt[x] = 0.0f, Gt[x] = wt[x];
+      } else {
+#pragma omp simd
+        for (int64_t x = 0; x < K; ++x) Gmt[x] = Gt[x - K], Gt[x] = Gt[x - K] + wt[x];
       }
     }
     const float* Gc = &G[(c - 1) * K];
@@ -72,23 +122,8 @@ struct Head {
     }
     // One exp per element: e^{Gm_t} = e^{G_{t-1}}; factorised, e^{-G} = 1 / e^G (>= e^-80, so
     // no overflow) and e^{Gc - G} = e^{Gc} e^{-G}.
-    for (int64_t t = 0; t < c; ++t) {
-      const int64_t r = t * K;
-      const float* prev = t > 0 ? &eg[r - K] : ec.data();  // ec only as a placeholder when t = 0
-#pragma omp simd
-      for (int64_t x = 0; x < K; ++x) {
-        const float e = exp_f32(std::min(G[r + x], 0.0f)), em = t > 0 ? prev[x] : 1.0f;
-        const float inv = factorised ? 1.0f / e : 0.0f;
-        const float l = factorised ? ec[x] * inv : exp_f32(std::min(Gc[x] - G[r + x], 0.0f));
-        eg[r + x] = e, egm[r + x] = em, el[r + x] = l, einv[r + x] = inv;
-        qg[r + x] = qc[r + x] * e;
-        ag[r + x] = ac[r + x] * em;
-        kd[r + x] = kc[r + x] * l;
-        bd[r + x] = bc[r + x] * l;
-        kinv[r + x] = kc[r + x] * inv;
-        binv[r + x] = bc[r + x] * inv;
-      }
-    }
+    if (factorised) decay_factors<true>(c);
+    else decay_factors<false>(c);
     return c;
   }
 };
@@ -178,31 +213,31 @@ struct FwdWork {
   FwdWork(int64_t C, int64_t V) : sc(C), T(C * C), r(C * V), sa(C * V), ob(C * V) {}
 };
 
-// Chunk n of one head; S [K, V] enters as the state before the chunk and leaves as the state after
-// it; o (head-offset) and saved may be null.
-void chunk_forward(Head& hd, FwdWork& ws, int64_t n, float* S, float* o, Saved* saved) {
-  const int64_t C = hd.C, K = hd.d.K, V = hd.d.V, N = hd.chunks();
-  {
-    const int64_t c = hd.gather(n), t0 = n * C;
-    float *T = saved ? &saved->T[n * C * C] : ws.T.data(), *sa = saved ? &saved->sa[t0 * V] : ws.sa.data();
-    if (saved) std::memcpy(&saved->S[n * K * V], S, sizeof(float) * K * V);
-    scores(hd, c, ws.sc);
-    unit_lower_inverse(ws.sc.ab.data(), c, C, T);
-    small_gemm(false, false, c, V, c, 1.0f, ws.sc.ak.data(), C, hd.vc.data(), V, 0.0f, ws.r.data(), V);
-    small_gemm(false, false, c, V, K, 1.0f, hd.ag.data(), K, S, V, 1.0f, ws.r.data(), V);
-    small_gemm(false, false, c, V, c, 1.0f, T, C, ws.r.data(), V, 0.0f, sa, V);
-    if (o) {
-      small_gemm(false, false, c, V, K, hd.scale, hd.qg.data(), K, S, V, 0.0f, ws.ob.data(), V);
-      small_gemm(false, false, c, V, c, hd.scale, ws.sc.qb.data(), C, sa, V, 1.0f, ws.ob.data(), V);
-      small_gemm(false, false, c, V, c, hd.scale, ws.sc.qk.data(), C, hd.vc.data(), V, 1.0f, ws.ob.data(), V);
-      for (int64_t i = 0; i < c; ++i) std::memcpy(o + (t0 + i) * hd.d.H * V, &ws.ob[i * V], sizeof(float) * V);
-    }
-    for (int64_t x = 0; x < K; ++x)
-      for (int64_t j = 0; j < V; ++j) S[x * V + j] *= hd.ec[x];
-    small_gemm(true, false, K, V, c, 1.0f, hd.bd.data(), K, sa, V, 1.0f, S, V);
-    small_gemm(true, false, K, V, c, 1.0f, hd.kd.data(), K, hd.vc.data(), V, 1.0f, S, V);
+// Chunk n of one head: S' from the state S [K, V] entering it (S' may be S: in place); o
+// (head-offset) and saved (whose T and sa rows of chunk n it fills) may be null.
+void chunk_forward(Head& hd, FwdWork& ws, int64_t n, const float* S, float* S_next, float* o, Saved* saved) {
+  const int64_t C = hd.C, K = hd.d.K, V = hd.d.V;
+  hd.prefetch(n + 1);
+  const int64_t c = hd.gather(n), t0 = n * C;
+  float *T = saved ? &saved->T[n * C * C] : ws.T.data(), *sa = saved ? &saved->sa[t0 * V] : ws.sa.data();
+  scores(hd, c, ws.sc);
+  unit_lower_inverse(ws.sc.ab.data(), c, C, T);
+  small_gemm(false, false, c, V, c, 1.0f, ws.sc.ak.data(), C, hd.vc.data(), V, 0.0f, ws.r.data(), V);
+  small_gemm(false, false, c, V, K, 1.0f, hd.ag.data(), K, S, V, 1.0f, ws.r.data(), V);
+  small_gemm(false, false, c, V, c, 1.0f, T, C, ws.r.data(), V, 0.0f, sa, V);
+  if (o) {
+    small_gemm(false, false, c, V, K, hd.scale, hd.qg.data(), K, S, V, 0.0f, ws.ob.data(), V);
+    small_gemm(false, false, c, V, c, hd.scale, ws.sc.qb.data(), C, sa, V, 1.0f, ws.ob.data(), V);
+    small_gemm(false, false, c, V, c, hd.scale, ws.sc.qk.data(), C, hd.vc.data(), V, 1.0f, ws.ob.data(), V);
+    for (int64_t i = 0; i < c; ++i) std::memcpy(o + (t0 + i) * hd.d.H * V, &ws.ob[i * V], sizeof(float) * V);
   }
-  if (saved && n == N - 1) std::memcpy(&saved->S[N * K * V], S, sizeof(float) * K * V);
+  for (int64_t x = 0; x < K; ++x) {
+    const float e = hd.ec[x];
+#pragma omp simd
+    for (int64_t j = 0; j < V; ++j) S_next[x * V + j] = e * S[x * V + j];
+  }
+  small_gemm(true, false, K, V, c, 1.0f, hd.bd.data(), K, sa, V, 1.0f, S_next, V);
+  small_gemm(true, false, K, V, c, 1.0f, hd.kd.data(), K, hd.vc.data(), V, 1.0f, S_next, V);
 }
 
 // Heads a thread walks together, chunk by chunk: neighbouring heads of a token row share cache lines
@@ -228,7 +263,7 @@ void rwkv7_chunk_fwd(const Rwkv7Params& p, const Rwkv7Dims& d, const float* q, c
       }
       for (int64_t n = 0; n < (d.T + p.chunk - 1) / p.chunk; ++n)
         for (int64_t bh = g0; bh < g1; ++bh)
-          chunk_forward(heads[bh - g0], ws, n, ht + bh * KV, o + head_index(d, bh) * d.V, nullptr);
+          chunk_forward(heads[bh - g0], ws, n, ht + bh * KV, ht + bh * KV, o + head_index(d, bh) * d.V, nullptr);
     }
   });
 }
@@ -267,6 +302,87 @@ void direct_scores_bwd(const Head& hd, int64_t c, const float* dX, const float* 
     }
 }
 
+// dS0 += e^{Gc} o dS (row-wise), dGc = e^{Gc} o rowsum(S0 o dS).
+void state_decay_grads(int64_t K, int64_t V, const float* __restrict S0, const float* __restrict dS,
+                       const float* __restrict ec, float* __restrict dS0, float* __restrict dGc) {
+  for (int64_t x = 0; x < K; ++x) {
+    const float* __restrict s0 = S0 + x * V;
+    const float* __restrict ds = dS + x * V;
+    float* __restrict d0 = dS0 + x * V;
+    const float e = ec[x];
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t j = 0; j < V; ++j) {
+      acc += s0[j] * ds[j];
+      d0[j] += e * ds[j];
+    }
+    dGc[x] = e * acc;
+  }
+}
+
+// From the gradients of the scaled factors (dq of q e^G, da of a e^Gm, dk of k e^{Gc - G}, db of
+// b e^{Gc - G}, and factorised dkinv, dbinv of k e^-G, b e^-G) to those of q, a, k, b, and the gate
+// terms into dG, dGm, dGc. A template so the simd loop has no branch.
+template <bool kFactorised>
+void factor_grads(const Head& hd, int64_t c, BwdWork& ws, float* __restrict dq, float* __restrict da,
+                  float* __restrict dk, float* __restrict db) {
+  const int64_t K = hd.d.K;
+  const float *__restrict qg = hd.qg.data(), *__restrict ag = hd.ag.data(), *__restrict kd = hd.kd.data();
+  const float *__restrict bd = hd.bd.data(), *__restrict eg = hd.eg.data(), *__restrict egm = hd.egm.data();
+  const float *__restrict el = hd.el.data(), *__restrict kinv = hd.kinv.data(), *__restrict binv = hd.binv.data();
+  const float *__restrict einv = hd.einv.data(), *__restrict dkinv = ws.dkinv.data();
+  const float* __restrict dbinv = ws.dbinv.data();
+  float *__restrict dG = ws.dG.data(), *__restrict dGm = ws.dGm.data(), *__restrict dGc = ws.dGc.data();
+  for (int64_t t = 0; t < c; ++t) {
+    const float keep = t == c - 1 ? 0.0f : 1.0f;  // e^{Gc - G} = 1 there: its gate terms cancel exactly
+#pragma omp simd
+    for (int64_t x = 0; x < K; ++x) {
+      const int64_t r = t * K + x;
+      float g = dG[r] + dq[r] * qg[r];
+      dq[r] *= eg[r];
+      dGm[r] += da[r] * ag[r];
+      da[r] *= egm[r];
+      const float zk = keep * (dk[r] * kd[r] + db[r] * bd[r]);
+      g -= zk;
+      dGc[x] += zk;
+      dk[r] *= el[r];
+      db[r] *= el[r];
+      if constexpr (kFactorised) {
+        g -= dkinv[r] * kinv[r] + dbinv[r] * binv[r];
+        dk[r] += dkinv[r] * einv[r];
+        db[r] += dbinv[r] * einv[r];
+      }
+      dG[r] = g;
+    }
+  }
+}
+
+// The plain-dot diagonals of the factorised scores (diag: [4, C] for qk, qb, ak, ab).
+void lag_diag_grads(const Head& hd, int64_t c, const float* diag, float* __restrict dq, float* __restrict da,
+                    float* __restrict dk, float* __restrict db) {
+  const int64_t K = hd.d.K, C = hd.C;
+  const float *__restrict qc = hd.qc.data(), *__restrict kc = hd.kc.data(), *__restrict ac = hd.ac.data();
+  const float* __restrict bc = hd.bc.data();
+  for (int64_t t = 0; t < c; ++t) {
+    const float d0 = diag[t], d1 = diag[C + t], d2 = diag[2 * C + t], d3 = diag[3 * C + t];
+    const int64_t r = t * K;
+#pragma omp simd
+    for (int64_t x = 0; x < K; ++x) {
+      dq[r + x] += d0 * kc[r + x] + d1 * bc[r + x];
+      dk[r + x] += d0 * qc[r + x];
+      db[r + x] += d1 * qc[r + x];
+    }
+    if (t == 0) continue;
+    const int64_t rp = r - K;
+#pragma omp simd
+    for (int64_t x = 0; x < K; ++x) {
+      da[r + x] += d2 * kc[rp + x] + d3 * bc[rp + x];
+      dk[rp + x] += d2 * ac[r + x];
+      db[rp + x] += d3 * ac[r + x];
+    }
+  }
+}
+
 struct HeadGradsF {
   float *dq, *dw, *dk, *dv, *da, *db;  // head-offset, strided like the inputs
 };
@@ -276,6 +392,16 @@ struct HeadGradsF {
 void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const float* d_o, float* dS,
                     const HeadGradsF& gr) {
   const int64_t C = hd.C, K = hd.d.K, V = hd.d.V, HK = hd.d.H * K, HV = hd.d.H * V;
+  if (n > 0) {  // chunk n - 1's inputs, saved rows and gradient rows
+    const int64_t tp = (n - 1) * C;
+    hd.prefetch(n - 1);
+    prefetch_rows(d_o + tp * HV, C, HV, V);
+    prefetch_rows(&sv.S[(n - 1) * K * V], 1, 0, K * V);
+    prefetch_rows(&sv.sa[tp * V], 1, 0, C * V);
+    prefetch_rows(&sv.T[(n - 1) * C * C], 1, 0, C * C);
+    for (float* x : {gr.dq, gr.dw, gr.dk, gr.da, gr.db}) prefetch_rows(x + tp * HK, C, HK, K, true);
+    prefetch_rows(gr.dv + tp * HV, C, HV, V, true);
+  }
   const int64_t c = hd.gather(n), t0 = n * C;
   const float *S0 = &sv.S[n * K * V], *sa = &sv.sa[t0 * V], *T = &sv.T[n * C * C];
   Scores &sc = ws.sc, &dsc = ws.dsc;
@@ -295,14 +421,7 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
   small_gemm(false, false, c, V, K, 1.0f, hd.kd.data(), K, dS, V, 1.0f, ws.dv.data(), V);
   small_gemm(false, true, c, K, V, 1.0f, sa, V, dS, V, 0.0f, ws.dbd.data(), K);
   small_gemm(false, true, c, K, V, 1.0f, hd.vc.data(), V, dS, V, 0.0f, ws.dkd.data(), K);
-  for (int64_t x = 0; x < K; ++x) {
-    float acc = 0.0f;
-    for (int64_t j = 0; j < V; ++j) {
-      acc += S0[x * V + j] * dS[x * V + j];
-      ws.dS0[x * V + j] += hd.ec[x] * dS[x * V + j];
-    }
-    ws.dGc[x] = hd.ec[x] * acc;
-  }
+  state_decay_grads(K, V, S0, dS, hd.ec.data(), ws.dS0.data(), ws.dGc.data());
   // SA = T R, R = Aak V + ag S0, T = (I - Aab)^-1: dR = T^T dSA, dAab = dR SA^T.
   small_gemm(true, false, c, V, c, 1.0f, T, C, ws.dsa.data(), V, 0.0f, ws.dr.data(), V);
   small_gemm(false, true, c, c, V, 1.0f, ws.dr.data(), V, sa, V, 0.0f, dsc.ab.data(), C);
@@ -333,42 +452,12 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
     small_gemm(true, false, c, K, c, 1.0f, dsc.ab.data(), C, hd.ag.data(), K, 1.0f, ws.dbinv.data(), K);
   }
   float *dq = ws.dqg.data(), *da = ws.dag.data(), *dk = ws.dkd.data(), *db = ws.dbd.data();
-  for (int64_t t = 0; t < c; ++t) {
-    const bool last = t == c - 1;  // e^{Gc - G} = 1 there: its gate terms cancel exactly
-    for (int64_t x = 0; x < K; ++x) {
-      const int64_t r = t * K + x;
-      dG[r] += dq[r] * hd.qg[r];
-      dq[r] *= hd.eg[r];
-      dGm[r] += da[r] * hd.ag[r];
-      da[r] *= hd.egm[r];
-      const float zk = dk[r] * hd.kd[r] + db[r] * hd.bd[r];
-      if (!last) {
-        dG[r] -= zk;
-        ws.dGc[x] += zk;
-      }
-      dk[r] *= hd.el[r];
-      db[r] *= hd.el[r];
-      if (hd.factorised) {
-        dG[r] -= ws.dkinv[r] * hd.kinv[r] + ws.dbinv[r] * hd.binv[r];
-        dk[r] += ws.dkinv[r] * hd.einv[r];
-        db[r] += ws.dbinv[r] * hd.einv[r];
-      }
-    }
-  }
-  const float *qc = hd.qc.data(), *kc = hd.kc.data(), *ac = hd.ac.data(), *bc = hd.bc.data();
   if (hd.factorised) {
-    for (int64_t t = 0; t < c; ++t)
-      for (int64_t x = 0; x < K; ++x) {
-        const int64_t r = t * K + x, rp = (t - 1) * K + x;
-        dq[r] += ws.diag[t] * kc[r] + ws.diag[C + t] * bc[r];
-        dk[r] += ws.diag[t] * qc[r];
-        db[r] += ws.diag[C + t] * qc[r];
-        if (t == 0) continue;
-        da[r] += ws.diag[2 * C + t] * kc[rp] + ws.diag[3 * C + t] * bc[rp];
-        dk[rp] += ws.diag[2 * C + t] * ac[r];
-        db[rp] += ws.diag[3 * C + t] * ac[r];
-      }
+    factor_grads<true>(hd, c, ws, dq, da, dk, db);
+    lag_diag_grads(hd, c, ws.diag.data(), dq, da, dk, db);
   } else {
+    factor_grads<false>(hd, c, ws, dq, da, dk, db);
+    const float *qc = hd.qc.data(), *kc = hd.kc.data(), *ac = hd.ac.data(), *bc = hd.bc.data();
     direct_scores_bwd(hd, c, dsc.qk.data(), qc, hd.G.data(), kc, true, dq, dk, dG, dG);
     direct_scores_bwd(hd, c, dsc.qb.data(), qc, hd.G.data(), bc, true, dq, db, dG, dG);
     direct_scores_bwd(hd, c, dsc.ak.data(), ac, hd.Gm.data(), kc, false, da, dk, dGm, dG);
@@ -403,7 +492,7 @@ void rwkv7_chunk_bwd(const Rwkv7Params& p, const Rwkv7Dims& d, const float* q, c
     // Kept across calls: a training step's backward reuses the pages instead of faulting in fresh
     // ones per head.
     thread_local std::vector<Saved> saved(kHeadGroup);
-    Buf S(kHeadGroup * KV), dS(kHeadGroup * KV);
+    Buf dS(kHeadGroup * KV);
     const int64_t N = (d.T + C - 1) / C;
     for (int64_t g0 = lo; g0 < hi; g0 += kHeadGroup) {
       const int64_t g1 = std::min(hi, g0 + kHeadGroup);
@@ -414,13 +503,14 @@ void rwkv7_chunk_bwd(const Rwkv7Params& p, const Rwkv7Dims& d, const float* q, c
         Saved& sv = saved[bh - g0];
         sv.S.resize((N + 1) * KV), sv.sa.resize(d.T * d.V), sv.T.resize(N * C * C);
         for (int64_t x = 0; x < KV; ++x) {
-          S[(bh - g0) * KV + x] = h0 ? h0[bh * KV + x] : 0.0f;
+          sv.S[x] = h0 ? h0[bh * KV + x] : 0.0f;
           dS[(bh - g0) * KV + x] = d_ht ? d_ht[bh * KV + x] : 0.0f;
         }
       }
       for (int64_t n = 0; n < N; ++n)
         for (int64_t bh = g0; bh < g1; ++bh)
-          chunk_forward(heads[bh - g0], fw, n, &S[(bh - g0) * KV], nullptr, &saved[bh - g0]);
+          chunk_forward(heads[bh - g0], fw, n, &saved[bh - g0].S[n * KV], &saved[bh - g0].S[(n + 1) * KV], nullptr,
+                        &saved[bh - g0]);
       for (int64_t n = N - 1; n >= 0; --n)
         for (int64_t bh = g0; bh < g1; ++bh) {
           const int64_t at = head_index(d, bh);

@@ -1,0 +1,20 @@
+// Software prefetch of the rows a chunk kernel touches next. A head's chunk reads rows of
+// [B, T, H, K] tensors at a stride of H K floats; at long T they come from memory, and the copies
+// into the chunk's workspace stall on them unless they are requested a chunk ahead.
+#pragma once
+
+#include <cstdint>
+
+namespace speedlm::ops {
+
+// Every cache line of `rows` rows of `len` floats, `stride` floats apart; for_write for outputs.
+inline void prefetch_rows(const float* p, int64_t rows, int64_t stride, int64_t len, bool for_write = false) {
+  constexpr int64_t kLine = 16;  // floats per 64-byte line
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t x = 0; x < len; x += kLine) {
+      if (for_write) __builtin_prefetch(p + r * stride + x, 1, 2);
+      else __builtin_prefetch(p + r * stride + x, 0, 2);
+    }
+}
+
+}  // namespace speedlm::ops
