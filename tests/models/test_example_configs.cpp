@@ -2,10 +2,12 @@
 // validates as `speedlm train` loads it, trains 3 steps with the real train_step (finite loss,
 // every parameter with a gradient moves), and its prefill logits equal step-by-step decode logits.
 // Configs with d_model >= 256 run at half width (d_model and FFN widths, through the arena's
-// --set code), keeping every layer pattern, mixer and FFN kind. At full width (24 s for the
-// executable) every check passes but one: gla.json's first-token logits sit at the f32 rounding
-// floor after training (prefill vs decode RMS-rel 1.2e-5 against the 1e-5 bound of the model
-// tests; rounding every weight once moves them by 0.6-0.9e-5).
+// --set code), keeping every layer pattern, mixer and FFN kind.
+// The prefill == decode bound is 1e-5 RMS-rel per position (the model tests' bound), or 4x what
+// moving every weight by one ulp does to that position's logits where that is larger: after
+// training, gla.json's first-token logits sit on a cancellation (measured: prefill vs decode
+// 1.2e-5 to 1.3e-5, one ulp of the weights 0.6e-5 to 0.9e-5), which no bug-free pair of f32
+// forms can beat. A real mismatch (wrong state, position or cache) is orders of magnitude larger.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -136,7 +138,11 @@ TEST_P(ExampleConfig, TrainsThreeStepsAndPrefillEqualsDecode) {
 
   bool quantized = false;
   for (const auto& [name, mixer] : mc->mixers) quantized = quantized || has_quantized_kv_cache(mixer);
-  testing::expect_prefill_equals_decode(model, 2, 12, quantized ? 1e-2 : 1e-5);
+  const double floor_tol = quantized ? 1e-2 : 1e-5;
+  const std::vector<double> sens = testing::rounding_sensitivity(model, 2, 12);
+  for (size_t i = 0; i < sens.size(); ++i) ASSERT_LT(sens[i], 1e-4) << "position " << i << " is too ill-conditioned to test";
+  testing::expect_prefill_equals_decode_within(
+      model, 2, 12, [&](int64_t b, int64_t t) { return std::max(floor_tol, 4.0 * sens[static_cast<size_t>(b * 12 + t)]); });
 }
 
 INSTANTIATE_TEST_SUITE_P(Configs, ExampleConfig, ::testing::ValuesIn(example_configs()),
