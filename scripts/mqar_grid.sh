@@ -2,8 +2,10 @@
 # The MQAR grid of docs/ARENA.md, after Zoology's Figure 2 (research/evaluation.md §1.1):
 # sequence length T in {64, 128, 256} with T/16 key-value pairs, d_model in {64, 128},
 # 2 layers, one run per (config, T, d_model), each on up to 20M training tokens (the same number
-# of scored queries, T/16 per sequence, whatever the machine's load), one thread per run; as in
-# Zoology, a run stops once its validation accuracy reaches 0.99 (checked every 5% of the budget).
+# of scored queries, T/16 per sequence, whatever the machine's load) in batches of 2048 tokens
+# (32 sequences at T = 64, 16 at 128, 8 at 256: the same number of optimizer steps at every T),
+# one thread per run; as in Zoology, a run stops once its validation accuracy reaches 0.99
+# (checked every 5% of the budget).
 # Each cell is one `speedlm arena` run into runs/mqar_grid/cells/<config>_T<T>_d<d>/, JOBS of
 # them at a time (default 2, one per core). A finished cell is kept, so an interrupted grid
 # resumes where it stopped; scripts/mqar_grid_report.py then merges every cell's arena.csv into
@@ -21,15 +23,15 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do CONFIGS+=("$1"); shift; done
 [ -x build/speedlm ] || scripts/build.sh
 export OUT=runs/mqar_grid EXTRA="$*"
 mkdir -p "$OUT/cells"
-rm -rf "$OUT"/cells/*.partial
 
 run_cell() {
   local config=$1 T=$2 d=$3
   local dir="$OUT/cells/$(basename "$config" .json)_T${T}_d${d}"
   [ -s "$dir/arena.csv" ] && return 0
+  rm -rf "$dir.partial"  # left by an interrupted run
   # shellcheck disable=SC2086  # EXTRA holds the extra arena flags, split on purpose
   build/speedlm arena --task mqar --configs "$config" --seq-lens "$T" --d-models "$d" --set n_layers=2 \
-    --vocab 512 --budget 20Mtok --stop-at 0.99 --skip-speed --threads 1 --no-plots --out "$dir.partial" $EXTRA &&
+    --batch $((2048 / T)) --vocab 512 --budget 20Mtok --stop-at 0.99 --skip-speed --threads 1 --no-plots --out "$dir.partial" $EXTRA &&
     mv "$dir.partial" "$dir"
 }
 export -f run_cell
