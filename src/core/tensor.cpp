@@ -1,9 +1,15 @@
 #include "speedlm/tensor.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <limits>
+#include <list>
 #include <mutex>
 #include <unordered_map>
 
@@ -42,33 +48,74 @@ bool g_poison = false;
 // Bytes per thread for copies and fills: ~30 us of memory traffic (research/deps.md §4).
 constexpr int64_t kCopyGrainBytes = int64_t{1} << 20;
 
-// Recycles large buffers by exact size. Training allocates the same activation and
-// gradient shapes every step; fresh pages from the OS would cost a page fault and a
-// zero-fill each time (measured: ~13% of a training step). Never destroyed, so buffers
-// released during static destruction still have a home.
+// Recycles large buffers. Training allocates the same activation and gradient shapes every
+// step; fresh pages from the OS would cost a page fault and a zero-fill each time (measured:
+// ~13% of a training step). Sizes are rounded up to classes (a sixteenth of their power of two,
+// at most 6.25% more) so that shapes which vary a little from call to call (an MoE layer's
+// routed rows) reuse each other's buffers instead of each leaving one behind. And the cache is
+// bounded: bytes handed out plus bytes cached stay within twice the most ever handed out at once,
+// the longest-unused buffers going back to the OS first, so resident memory follows the peak of
+// live tensors rather than the history of sizes. Twice, because a step needs more than its peak:
+// buffers freed in one phase (the forward's) wait for the next step while another phase
+// allocates other sizes (measured 1.1x the peak for a training step); a cap at the peak itself
+// evicted and re-faulted 200 MB per step. Never destroyed, so buffers released during static
+// destruction still have a home.
 class StoragePool {
  public:
   static constexpr size_t kMinBytes = size_t{1} << 16;
+  static size_t class_bytes(size_t bytes) {
+    const size_t step = std::bit_floor(bytes) / 16;
+    return (bytes + step - 1) / step * step;
+  }
+  // bytes: a class size (class_bytes).
   void* get(size_t bytes) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.find(bytes);
-      if (it != free_.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
-        return p;
-      }
+    std::lock_guard<std::mutex> lock(mu_);
+    out_ += bytes;
+    max_out_ = std::max(max_out_, out_);
+    auto it = free_.find(bytes);
+    if (it != free_.end() && !it->second.empty()) {
+      auto entry = it->second.back();
+      it->second.pop_back();
+      cached_ -= bytes;
+      void* p = entry->p;
+      lru_.erase(entry);
+      return p;
     }
-    return std::aligned_alloc(64, bytes);
+    while (out_ + cached_ > 2 * max_out_ && !lru_.empty()) evict_oldest();
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
   }
   void put(void* p, size_t bytes) {
     std::lock_guard<std::mutex> lock(mu_);
-    free_[bytes].push_back(p);
+    out_ -= bytes;
+    cached_ += bytes;
+    lru_.push_back({p, bytes});
+    free_[bytes].push_back(std::prev(lru_.end()));
+  }
+  size_t cached_bytes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cached_;
   }
 
  private:
+  struct Entry {
+    void* p;
+    size_t bytes;
+  };
+  // Entries of a class are pushed in put order, so the oldest one is its list's front.
+  void evict_oldest() {
+    const Entry e = lru_.front();
+    auto& same = free_[e.bytes];
+    same.erase(same.begin());
+    lru_.pop_front();
+    cached_ -= e.bytes;
+    munmap(e.p, e.bytes);
+  }
+
   std::mutex mu_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
+  std::list<Entry> lru_;  // cached buffers, least recently released first
+  std::unordered_map<size_t, std::deque<std::list<Entry>::iterator>> free_;
+  size_t out_ = 0, cached_ = 0, max_out_ = 0;
 };
 
 StoragePool& pool() {
@@ -98,11 +145,12 @@ std::shared_ptr<void> allocate(size_t bytes) {
       std::free(q);
     });
   }
-  void* p = pool().get(bytes);
-  SPEEDLM_ASSERT(p != nullptr, "out of memory allocating {} bytes", bytes);
-  return std::shared_ptr<void>(p, [bytes](void* q) {
+  const size_t cls = StoragePool::class_bytes(bytes);
+  void* p = pool().get(cls);
+  SPEEDLM_ASSERT(p != nullptr, "out of memory allocating {} bytes", cls);
+  return std::shared_ptr<void>(p, [bytes, cls](void* q) {
     count_free(bytes);
-    pool().put(q, bytes);
+    pool().put(q, cls);
   });
 }
 
@@ -111,6 +159,7 @@ std::shared_ptr<void> allocate(size_t bytes) {
 void set_poison_allocations(bool on) { g_poison = on; }
 
 size_t tensor_live_bytes() { return g_live_bytes.load(std::memory_order_relaxed); }
+size_t tensor_pool_cached_bytes() { return pool().cached_bytes(); }
 size_t tensor_peak_bytes() { return g_peak_bytes.load(std::memory_order_relaxed); }
 void reset_tensor_peak_bytes() { g_peak_bytes.store(tensor_live_bytes(), std::memory_order_relaxed); }
 

@@ -11,5 +11,8 @@ namespace speedlm {
 size_t tensor_live_bytes();
 size_t tensor_peak_bytes();
 void reset_tensor_peak_bytes();
+// Bytes of freed large buffers the allocator keeps for reuse (resident memory beyond the live
+// bytes). Live plus cached pooled bytes stay within twice their peak.
+size_t tensor_pool_cached_bytes();
 
 }  // namespace speedlm

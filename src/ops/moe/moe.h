@@ -94,12 +94,13 @@ struct MoeExpertWeights {
   const uint16_t* down_bf16 = nullptr;
 };
 
-// Activations the backward reuses.
+// What the backward reuses: R (D + 2F) floats. The gathered tokens and silu(g) * u are
+// recomputed in the backward from x and hg (a copy and an elementwise pass, bit-identical):
+// keeping them would add R (D + F) floats per layer for the whole backward.
 struct MoeSaved {
-  Tensor xg;  // [R, D]  tokens gathered by expert (bf16 when p.bf16)
-  Tensor hg;  // [R, 2F] gate | up pre-activations
-  Tensor ag;  // [R, F]  silu(g) * u (bf16 when p.bf16)
-  Tensor yg;  // [R, D]  expert outputs, unweighted
+  const float* x = nullptr;  // [N, D]  the forward's input; the caller keeps it alive
+  Tensor hg;                 // [R, 2F] gate | up pre-activations
+  Tensor yg;                 // [R, D]  expert outputs, unweighted
 };
 
 // y: [N, D] overwritten. saved may be null (inference).

@@ -72,28 +72,40 @@ void for_each_expert(const MoeRouting& r, Fn&& fn) {
 
 Tensor maybe_bf16(const Tensor& t, bool bf16) { return bf16 ? t.to(DType::BF16) : t; }
 
+// x: [N, D] -> [R, D] tokens gathered by expert, zero padding rows (bf16 when bf16).
+Tensor gather_rows(const MoeRouting& r, int64_t D, const float* x, bool bf16) {
+  Tensor xg = Tensor::empty({r.rows(), D});
+  parallel_for(r.rows(), kRowGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) {
+      int64_t s = r.slot[i];
+      if (s < 0) std::memset(xg.f32() + i * D, 0, sizeof(float) * D);
+      else std::memcpy(xg.f32() + i * D, x + (s / r.k) * D, sizeof(float) * D);
+    }
+  });
+  return maybe_bf16(xg, bf16);
+}
+
+// hg: [R, 2F] -> [R, F] silu(g) * u (bf16 when bf16).
+Tensor swiglu_rows(const Tensor& hg, int64_t F, bool bf16) {
+  Tensor ag = Tensor::empty({hg.dim(0), F});
+  swiglu_fast_fwd(hg.f32(), hg.dim(0), F, ag.f32());
+  return maybe_bf16(ag, bf16);
+}
+
 }  // namespace
 
 void moe_grouped_fwd(const MoeParams& p, const MoeRouting& r, int64_t D, const float* x, const MoeExpertWeights& w,
                      float* y, MoeSaved* saved) {
   const int64_t R = r.rows(), F = p.F, k = p.k, N = r.N;
   const bool h = p.bf16;
-  Tensor xg = Tensor::empty({R, D});
-  parallel_for(R, kRowGrain, [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i) {
-      int64_t s = r.slot[i];
-      if (s < 0) std::memset(xg.f32() + i * D, 0, sizeof(float) * D);
-      else std::memcpy(xg.f32() + i * D, x + (s / k) * D, sizeof(float) * D);
-    }
-  });
-  xg = maybe_bf16(xg, p.bf16);
-  Tensor hg = Tensor::empty({R, 2 * F}), ag = Tensor::empty({R, F}), yg = Tensor::empty({R, D});
+  Tensor xg = gather_rows(r, D, x, h);
+  Tensor hg = Tensor::empty({R, 2 * F}), yg = Tensor::empty({R, D});
   for_each_expert(r, [&](int64_t e, int64_t o, int64_t M) {
     mm(h, false, true, M, 2 * F, D, at(xg, o, D), D, weight_of(h, w.gate_up, w.gate_up_bf16, e, 2 * F * D), D, 0.0f,
        hg.f32() + o * 2 * F, 2 * F);
   });
-  swiglu_fast_fwd(hg.f32(), R, F, ag.f32());
-  ag = maybe_bf16(ag, p.bf16);
+  xg = Tensor();
+  Tensor ag = swiglu_rows(hg, F, h);
   for_each_expert(r, [&](int64_t e, int64_t o, int64_t M) {
     mm(h, false, true, M, D, F, at(ag, o, F), F, weight_of(h, w.down, w.down_bf16, e, D * F), F, 0.0f,
        yg.f32() + o * D, D);
@@ -111,7 +123,7 @@ void moe_grouped_fwd(const MoeParams& p, const MoeRouting& r, int64_t D, const f
       }
     }
   });
-  if (saved) *saved = MoeSaved{xg, hg, ag, yg};
+  if (saved) *saved = MoeSaved{x, hg, yg};
 }
 
 void moe_grouped_bwd(const MoeParams& p, const MoeRouting& r, int64_t D, const MoeExpertWeights& w,
@@ -139,18 +151,24 @@ void moe_grouped_bwd(const MoeParams& p, const MoeRouting& r, int64_t D, const M
   for (int64_t s = 0; s < N * k; ++s)
     if (r.row[s] < 0) d_weight[s] = 0.0f;
   dyg = maybe_bf16(dyg, h);
-  Tensor dag = Tensor::empty({R, F}), dhg = Tensor::empty({R, 2 * F}), dxg = Tensor::empty({R, D});
+  Tensor ag = swiglu_rows(saved.hg, F, h), dag = Tensor::empty({R, F});
   for_each_expert(r, [&](int64_t e, int64_t o, int64_t M) {
     // o = W2 a: dW2 += dyg^T a, da = dyg W2.
-    mm(h, true, false, D, F, M, at(dyg, o, D), D, at(saved.ag, o, F), F, 1.0f, d_down + e * D * F, F);
+    mm(h, true, false, D, F, M, at(dyg, o, D), D, at(ag, o, F), F, 1.0f, d_down + e * D * F, F);
     mm(h, false, false, M, F, D, at(dyg, o, D), D, weight_of(h, w.down, w.down_bf16, e, D * F), F, 0.0f,
        dag.f32() + o * F, F);
   });
+  // Each [R, .] buffer is released once used: the backward holds at most R (3D + 4F) floats
+  // (R (D + 5F) when F > 2D), the saved ones included.
+  dyg = Tensor(), ag = Tensor();
+  Tensor dhg = Tensor::empty({R, 2 * F});
   swiglu_fast_bwd(saved.hg.f32(), dag.f32(), R, F, dhg.f32());
+  dag = Tensor();
   dhg = maybe_bf16(dhg, h);
+  Tensor xg = gather_rows(r, D, saved.x, h), dxg = Tensor::empty({R, D});
   for_each_expert(r, [&](int64_t e, int64_t o, int64_t M) {
     // h = W1 x: dW1 += dh^T x, dx = dh W1.
-    mm(h, true, false, 2 * F, D, M, at(dhg, o, 2 * F), 2 * F, at(saved.xg, o, D), D, 1.0f,
+    mm(h, true, false, 2 * F, D, M, at(dhg, o, 2 * F), 2 * F, at(xg, o, D), D, 1.0f,
        d_gate_up + e * 2 * F * D, D);
     mm(h, false, false, M, D, 2 * F, at(dhg, o, 2 * F), 2 * F, weight_of(h, w.gate_up, w.gate_up_bf16, e, 2 * F * D),
        D, 0.0f, dxg.f32() + o * D, D);
