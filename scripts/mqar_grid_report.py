@@ -35,7 +35,7 @@ def main():
         vals = [f"{acc[(m, t, d)]:.3f}" if (m, t, d) in acc else "-" for t, d in cells]
         p = " / ".join(f"{params[(m, d)] / 1e3:.0f}k" for d in sorted({d for _, d in cells}) if (m, d) in params)
         lines.append(f"| {m} | " + " | ".join(vals) + f" | {p} |")
-    lines += ["", "Training tokens/s (one thread per run, two runs side by side):", "",
+    lines += ["", "Training tokens/s (one thread per run, two runs side by side on a machine shared with other jobs: load-dependent):", "",
               "| model | " + " | ".join(f"T={t}, d={d}" for t, d in cells) + " |",
               "|---|" + "---|" * len(cells)]
     for m in models:
