@@ -48,7 +48,7 @@ TEST(Transformer, SlidingWindowSoftcapSinksPrefillEqualsDecode) {
   EXPECT_GT(rms_rel(a.f32() + 20 * 97, b.f32() + 20 * 97, 97), 1e-4) << "the last token sees fewer keys";
 }
 
-// A window without softcap decodes through paged_decode in place; pages of 4 tokens put the
+// A window decodes through paged_decode in place; pages of 4 tokens put the
 // window's first token mid-page (the copied head of the range) and trim whole pages behind it.
 ModelConfig paged_window_config(const char* dtype) {
   nlohmann::json j = testing::tiny_config_json();

@@ -79,13 +79,15 @@ double rms_rel(const std::vector<double>& a, const std::vector<double>& ref) {
 }
 
 // The attention op's reference on the dense (f32) copies: o [B, H, Dh], lse [B, H].
-void attention_reference(const Fixture& f, std::vector<double>& o, std::vector<double>& lse) {
+void attention_reference(const Fixture& f, std::vector<double>& o, std::vector<double>& lse, float softcap = 0.0f) {
   const Case& c = f.c;
   o.assign(c.B * c.H * c.Dh, 0.0), lse.assign(c.B * c.H, 0.0);
   for (int64_t b = 0; b < c.B; ++b) {
     std::vector<double> qd(f.q.begin() + b * c.H * c.Dh, f.q.begin() + (b + 1) * c.H * c.Dh);
     std::vector<double> kd(f.k[b].begin(), f.k[b].end()), vd(f.v[b].begin(), f.v[b].end());
-    attention_ref_fwd<double>(AttentionParams{}, f.attention_dims(b), qd.data(), kd.data(), vd.data(),
+    AttentionParams ap;
+    ap.softcap = softcap;
+    attention_ref_fwd<double>(ap, f.attention_dims(b), qd.data(), kd.data(), vd.data(),
                               o.data() + b * c.H * c.Dh, lse.data() + b * c.H);
   }
 }
@@ -94,20 +96,22 @@ struct Out {
   std::vector<double> o, lse;
 };
 
-Out run_fast(const Fixture& f, int64_t splits) {
+Out run_fast(const Fixture& f, int64_t splits, float softcap = 0.0f) {
   auto view = f.cache->view(f.seqs);
   Tensor o = Tensor::empty({f.c.B, f.c.H, f.c.Dh}), lse = Tensor::empty({f.c.B, f.c.H});
   PagedDecodeParams p;
-  p.splits = splits;
+  p.splits = splits, p.softcap = softcap;
   paged_decode_fwd(p, f.dims(), view->kv, f.q.data(), o.f32(), lse.f32());
   return {std::vector<double>(o.f32(), o.f32() + o.numel()), std::vector<double>(lse.f32(), lse.f32() + lse.numel())};
 }
 
-Out run_ref(const Fixture& f) {
+Out run_ref(const Fixture& f, float softcap = 0.0f) {
   auto view = f.cache->view(f.seqs);
   Out r{std::vector<double>(f.c.B * f.c.H * f.c.Dh), std::vector<double>(f.c.B * f.c.H)};
   std::vector<double> qd(f.q.begin(), f.q.end());
-  paged_decode_ref_fwd(PagedDecodeParams{}, f.dims(), view->kv, qd.data(), r.o.data(), r.lse.data());
+  PagedDecodeParams p;
+  p.softcap = softcap;
+  paged_decode_ref_fwd(p, f.dims(), view->kv, qd.data(), r.o.data(), r.lse.data());
   return r;
 }
 
@@ -137,6 +141,30 @@ TEST(PagedDecode, FastEqualsReferenceForAnySplit) {
         EXPECT_LE(rms_rel(r.o, o), 1e-5);
         EXPECT_LE(rms_rel(r.lse, lse), 1e-6);
       }
+    }
+  }
+}
+
+// Softcap (Gemma 2): scores of about +-100 squashed into +-5 change every weight; reference and
+// fast form both follow the attention op's definition.
+TEST(PagedDecode, SoftcapFollowsTheAttentionOp) {
+  uint64_t seed = 50;
+  for (Case c : cases()) {
+    c.qk_std = 10.0;
+    Fixture f(c, KvDType::F32, seed++);
+    std::vector<double> o, lse, o_uncapped, lse_uncapped;
+    attention_reference(f, o, lse, 5.0f);
+    attention_reference(f, o_uncapped, lse_uncapped);
+    if (c.lengths[0] > 1) {
+      EXPECT_GT(rms_rel(o_uncapped, o), 1e-2) << "the cap must matter here";
+    }
+    Out r = run_ref(f, 5.0f);
+    EXPECT_LE(rms_rel(r.o, o), 1e-12) << "Dh " << c.Dh;
+    EXPECT_LE(rms_rel(r.lse, lse), 1e-12);
+    for (int64_t splits : {0, 3}) {
+      Out fast = run_fast(f, splits, 5.0f);
+      EXPECT_LE(rms_rel(fast.o, o), 1e-5) << "Dh " << c.Dh << " splits " << splits;
+      EXPECT_LE(rms_rel(fast.lse, lse), 1e-6);
     }
   }
 }
@@ -246,6 +274,10 @@ TEST(PagedDecode, CheckRejectsBadArguments) {
             "[paged_decode] kv_heads = 2: heads (3) must be a multiple of it");
   EXPECT_NE(paged_decode_check(p, {1, 4, 2, 16}, view->kv).message().find("page layout"), std::string::npos);
   EXPECT_EQ(paged_decode_check(p, {0, 4, 2, 8}, view->kv).message(), "[paged_decode] batch = 0: must be >= 1");
+  PagedDecodeParams capped;
+  capped.softcap = -1.0f;
+  EXPECT_EQ(paged_decode_check(capped, {1, 4, 2, 8}, view->kv).message(),
+            "[paged_decode] softcap = -1: must be finite and >= 0 (0 = none)");
   view->lengths[0] = 0;
   EXPECT_EQ(paged_decode_check(p, {1, 4, 2, 8}, view->kv).message(),
             "[paged_decode] lengths[0] = 0: a decode step needs at least one cached token");

@@ -95,9 +95,8 @@ void AttentionMixer::attend_range(const PagedKvCache& cache, int64_t b, int64_t 
   const int64_t H = p_.heads, KVH = p_.kv_heads, Dh = p_.head_dim, P = p_.page_size;
   ops::AttentionParams ap = p_.attention_params();
   ap.window = 0;  // [first, last) is already the window
-  // paged_decode has no softcap: those configs attend over a dequantised copy of the range.
-  // Otherwise only the head of a range that starts mid-page is copied (< P tokens).
-  const int64_t body = p_.softcap > 0 ? last : std::min(last, (first + P - 1) / P * P);
+  // Only the head of a range that starts mid-page is copied (< P tokens); whole pages are read in place.
+  const int64_t body = std::min(last, (first + P - 1) / P * P);
   std::vector<float> o2(H * Dh), lse2(H);
   bool have = false;
   if (body > first) {
@@ -110,7 +109,9 @@ void AttentionMixer::attend_range(const PagedKvCache& cache, int64_t b, int64_t 
     const int32_t* table = cache.table_at(b, body / P);
     const int64_t len = last - body;
     ops::PagedKv kv{cache.layout(), cache.pool().pages(), &table, &len};
-    ops::paged_decode_fwd({}, {1, H, KVH, Dh}, kv, q, have ? o2.data() : o, have ? lse2.data() : lse);
+    ops::PagedDecodeParams pp;
+    pp.scale = ap.scale, pp.softcap = ap.softcap;
+    ops::paged_decode_fwd(pp, {1, H, KVH, Dh}, kv, q, have ? o2.data() : o, have ? lse2.data() : lse);
     if (have) merge_into(H, Dh, o, lse, o2.data(), lse2.data());
   }
 }

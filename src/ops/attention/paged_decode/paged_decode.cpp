@@ -126,6 +126,8 @@ Status paged_decode_check(const PagedDecodeParams& p, const PagedDecodeDims& d, 
                             kv.lengths[b]);
   if (!std::isfinite(p.scale)) return Status::errorf("paged_decode", "scale = {}: must be finite", p.scale);
   if (p.splits < 0) return Status::errorf("paged_decode", "splits = {}: must be >= 0", p.splits);
+  if (!(p.softcap >= 0.0f) || !std::isfinite(p.softcap))
+    return Status::errorf("paged_decode", "softcap = {}: must be finite and >= 0 (0 = none)", p.softcap);
   return Status::ok();
 }
 

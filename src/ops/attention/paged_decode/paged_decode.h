@@ -4,8 +4,9 @@
 //   sequence b has lengths[b] >= 1 tokens; token t lives in page tables[b][t / P], slot t % P.
 //   A page holds K and V of P tokens, each [KVH, P, Dh] in the storage dtype (f32, bf16 or int8
 //   with one f32 scale per kv head and token, [KVH, P]); PageLayout gives the byte offsets.
-// s_j = scale * q . k_j, o = sum_j softmax_j(s) v_j: the last row of causal attention over all
-// cached keys (attention op with Tq = 1). The fast form splits a long sequence's pages into
+// s_j = scale * q . k_j (then softcap * tanh(s_j / softcap) when softcap > 0),
+// o = sum_j softmax_j(s) v_j: the last row of causal attention over all cached keys (attention op
+// with Tq = 1). The fast form splits a long sequence's pages into
 // pieces, runs them on separate threads and merges the partial results by their log-sum-exp
 // (research/algorithms.md §9.4). README.md has the math and the int8 error bound.
 #pragma once
@@ -52,6 +53,7 @@ struct PagedDecodeParams {
   // work items keep every thread busy, pieces of at least kMinSplitTokens; > 0: exactly this many
   // (at most one per page). Any value gives the same result up to rounding.
   int64_t splits = 0;
+  float softcap = 0.0f;  // 0: none; else s -> softcap * tanh(s / softcap), as the attention op
 };
 
 struct PagedDecodeDims {

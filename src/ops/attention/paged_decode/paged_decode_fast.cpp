@@ -197,8 +197,8 @@ struct Item {
 
 // Runs one piece; writes m [G], l [G], acc [G, Dh] (unnormalised) to part.
 template <typename S>
-void run_piece(const PagedDecodeDims& d, const PagedKv& kv, float scale, const float* q, const Item& it, float* s,
-               float* part) {
+void run_piece(const PagedDecodeDims& d, const PagedKv& kv, float scale, float softcap, const float* q, const Item& it,
+               float* s, float* part) {
   const PageLayout& L = kv.layout;
   const int64_t P = L.page_size, G = d.H / d.KVH, Dh = d.Dh, len = kv.lengths[it.b];
   float *m = part, *l = part + G, *acc = part + 2 * G;
@@ -222,6 +222,8 @@ void run_piece(const PagedDecodeDims& d, const PagedKv& kv, float scale, const f
       scores(qg, k, G, n, Dh, P, scale, ks, s);
     for (int64_t g = 0; g < G; ++g) {
       float* sg = s + g * P;
+      if (softcap > 0.0f)
+        for (int64_t t = 0; t < n; ++t) sg[t] = softcap * std::tanh(sg[t] / softcap);
       float mx = m[g];
       for (int64_t t = 0; t < n; ++t) mx = std::max(mx, sg[t]);
       const float corr = exp_f32(m[g] - mx);  // m = -inf on the first page: corr = 0
@@ -283,9 +285,9 @@ void paged_decode_fwd(const PagedDecodeParams& p, const PagedDecodeDims& d, cons
     for (int64_t i = i0; i < i1; ++i) {
       float* part = parts.f32() + items[i].slot * part_size;
       switch (kv.layout.dtype) {
-        case KvDType::F32: run_piece<float>(d, kv, scale, q, items[i], s.data(), part); break;
-        case KvDType::BF16: run_piece<uint16_t>(d, kv, scale, q, items[i], s.data(), part); break;
-        case KvDType::I8: run_piece<int8_t>(d, kv, scale, q, items[i], s.data(), part); break;
+        case KvDType::F32: run_piece<float>(d, kv, scale, p.softcap, q, items[i], s.data(), part); break;
+        case KvDType::BF16: run_piece<uint16_t>(d, kv, scale, p.softcap, q, items[i], s.data(), part); break;
+        case KvDType::I8: run_piece<int8_t>(d, kv, scale, p.softcap, q, items[i], s.data(), part); break;
       }
     }
   });

@@ -27,6 +27,7 @@ void paged_decode_ref_fwd(const PagedDecodeParams& p, const PagedDecodeDims& d, 
         double dot = 0.0;
         for (int64_t c = 0; c < d.Dh; ++c) dot += qh[c] * static_cast<double>(k[c]);
         s[j] = scale * dot;
+        if (p.softcap > 0.0f) s[j] = p.softcap * std::tanh(s[j] / p.softcap);
         mx = std::max(mx, s[j]);
       }
       double sum = 0.0;
