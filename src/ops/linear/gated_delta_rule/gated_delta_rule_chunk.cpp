@@ -10,6 +10,7 @@
 
 #include "core/parallel.h"
 #include "core/simd_math.h"
+#include "ops/linear/common/prefetch.h"
 #include "ops/linear/common/small_gemm.h"
 #include "ops/linear/gated_delta_rule/gated_delta_rule.h"
 
@@ -43,6 +44,16 @@ struct Head {
   int64_t chunks() const { return (d.T + C - 1) / C; }
   int64_t rows(int64_t n) const { return std::min(C, d.T - n * C); }
 
+  // Requests chunk n's rows of a head-offset [T, H, width] tensor (nothing if n is out of range or
+  // p is null): at long T they come from memory, H rows apart, and the copies stall on them
+  // unless asked for a chunk ahead.
+  void prefetch(const float* p, int64_t width, int64_t n, bool for_write = false) const {
+    if (p && n >= 0 && n < chunks()) prefetch_rows(p + n * C * d.H * width, rows(n), d.H * width, width, for_write);
+  }
+  void prefetch_inputs(int64_t n) const {
+    prefetch(q, d.K, n), prefetch(k, d.K, n), prefetch(v, d.V, n), prefetch(beta, 1, n), prefetch(g, 1, n);
+  }
+
   // Gathers chunk n and its decay factors; returns its length c. G is the inclusive chunk-local
   // cumsum of g; exponents are masked to <= 0 before exp (never exp(-G) alone).
   int64_t gather(int64_t n) {
@@ -69,20 +80,25 @@ struct Head {
 };
 
 // kk = K K^T; A = strict_tril(diag(b) kk o Gamma); T = (I + A)^-1 by forward substitution
-// (row i of T is e_i - sum_{m<i} A_im T_m). All [C, C], only the leading c x c used.
+// (row i of T is e_i - sum_{m<i} A_im T_m). All [C, C], only the leading c x c used. Row m of T
+// is 0 past m, so each update runs over whole rows: branch-free, vectorised.
 void wy_inverse(const Head& hd, int64_t c, float* kk, float* A, float* T) {
   const int64_t C = hd.C, K = hd.d.K;
   small_gemm(false, true, c, c, K, 1.0f, hd.kc.data(), K, hd.kc.data(), K, 0.0f, kk, C);
+  const float *__restrict gam = hd.gam.data(), *__restrict kkc = kk;
   for (int64_t i = 0; i < c; ++i) {
-    float *Ai = A + i * C, *Ti = T + i * C;
+    float *__restrict Ai = A + i * C, *__restrict Ti = T + i * C;
+    const float b = hd.bc[i];
+#pragma omp simd
     for (int64_t j = 0; j < c; ++j) {
-      Ai[j] = j < i ? hd.bc[i] * kk[i * C + j] * hd.gam[i * C + j] : 0.0f;
-      Ti[j] = j == i ? 1.0f : 0.0f;
+      Ai[j] = b * kkc[i * C + j] * gam[i * C + j] * static_cast<float>(j < i);
+      Ti[j] = static_cast<float>(j == i);
     }
     for (int64_t m = 0; m < i; ++m) {
       const float a = Ai[m];
-      const float* Tm = T + m * C;
-      for (int64_t j = 0; j <= m; ++j) Ti[j] -= a * Tm[j];
+      const float* __restrict Tm = T + m * C;
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) Ti[j] -= a * Tm[j];
     }
   }
 }
@@ -109,13 +125,15 @@ struct FwdWork {
 
 // Chunk n of one head; S [K, V] enters as the state before the chunk and leaves as the state after
 // it. o (head-offset, strided) may be null; `saved` may be null.
+// With `saved`, S is saved->S[n] and the state after the chunk is written to saved->S[n + 1].
 void chunk_forward(Head& hd, FwdWork& ws, int64_t n, float* S, float* o, Saved* saved) {
-  const int64_t C = hd.C, K = hd.d.K, V = hd.d.V, N = hd.chunks();
+  const int64_t C = hd.C, K = hd.d.K, V = hd.d.V;
   {
+    hd.prefetch_inputs(n + 1);
+    hd.prefetch(o, V, n + 1, true);
     const int64_t c = hd.gather(n), t0 = n * C;
     float *kk = saved ? &saved->kk[n * C * C] : ws.kk.data(), *T = saved ? &saved->T[n * C * C] : ws.T.data();
     float *w = saved ? &saved->w[t0 * K] : ws.w.data(), *vn = saved ? &saved->vn[t0 * V] : ws.u.data();
-    if (saved) std::memcpy(&saved->S[n * K * V], S, sizeof(float) * K * V);
     wy_inverse(hd, c, kk, ws.A.data(), T);
     for (int64_t i = 0; i < c; ++i) {
       const float be = hd.bc[i] * hd.eg[i];
@@ -138,12 +156,14 @@ void chunk_forward(Head& hd, FwdWork& ws, int64_t n, float* S, float* o, Saved* 
     }
     // S' = e^{G_c} S + (diag(e^{G_c - G}) K)^T V_new
     const float el = hd.eg[c - 1];
-    for (int64_t x = 0; x < K * V; ++x) S[x] *= el;
+    float* __restrict Sn = saved ? S + K * V : S;
+    const float* __restrict Sc = S;
+#pragma omp simd
+    for (int64_t x = 0; x < K * V; ++x) Sn[x] = el * Sc[x];
     for (int64_t i = 0; i < c; ++i)
       for (int64_t x = 0; x < K; ++x) ws.kb[i * K + x] = hd.el[i] * hd.kc[i * K + x];
-    small_gemm(true, false, K, V, c, 1.0f, ws.kb.data(), K, vn, V, 1.0f, S, V);
+    small_gemm(true, false, K, V, c, 1.0f, ws.kb.data(), K, vn, V, 1.0f, Sn, V);
   }
-  if (saved && n == N - 1) std::memcpy(&saved->S[N * K * V], S, sizeof(float) * K * V);
 }
 
 // Heads a thread walks together, chunk by chunk: neighbouring heads of a token row share cache lines
@@ -178,141 +198,178 @@ void gated_delta_rule_chunk_fwd(const GatedDeltaRuleParams& p, const GatedDeltaR
 namespace {
 
 struct BwdWork {
-  Buf dO, P, E, dq, dk, dvn, dw, X, Y, dT, dA, tmp, kb, vb, dG, db;
+  Buf ov, z, P, E, dq, dk, X, Y, dT, dA, tmp, kb, vb, dG, col, db;
   BwdWork(int64_t C, int64_t K, int64_t V)
-      : dO(C * V), P(C * C), E(C * C), dq(C * K), dk(C * K), dvn(C * V), dw(C * K), X(C * K), Y(C * V),
-        dT(C * C), dA(C * C), tmp(C * K), kb(C * K), vb(C * V), dG(C), db(C) {}
+      : ov(2 * C * V), z(2 * C * K), P(C * C), E(C * C), dq(C * K), dk(C * K), X(C * K), Y(C * V), dT(C * C),
+        dA(C * C), tmp(C * K), kb(C * K), vb(C * V), dG(C), col(C), db(C) {}
 };
 
 struct HeadGradsF {
   float *dq, *dk, *dv, *dbeta, *dg;  // head-offset, strided like the inputs; dg may be null
 };
 
+// dG_j -= col_j: the column sums of a strictly lower gate-term product Z, gathered apart so that
+// its rows vectorise (the row sums dG_i += sum_j Z_ij are taken in place).
+void add_col_sums(int64_t c, const float* __restrict col, float* __restrict dG) {
+  for (int64_t j = 0; j < c; ++j) dG[j] -= col[j];
+}
+
 // Chunk n of the reverse pass. dS [K, V] enters as the gradient of the state leaving the chunk and
 // leaves as that of the state entering it. Derivation: README.md "Chunk backward".
 void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const float* d_o, float* dS,
                     const HeadGradsF& gr) {
   const int64_t C = hd.C, K = hd.d.K, V = hd.d.V, HK = hd.d.H * K, HV = hd.d.H * V;
+  hd.prefetch_inputs(n - 1);
+  hd.prefetch(d_o, V, n - 1);
+  hd.prefetch(gr.dq, K, n - 1, true), hd.prefetch(gr.dk, K, n - 1, true), hd.prefetch(gr.dv, V, n - 1, true);
+  if (n > 0) prefetch_rows(&sv.S[(n - 1) * K * V], 1, 0, K * V);
   const int64_t c = hd.gather(n), t0 = n * C;
   const float *S = &sv.S[n * K * V], *vn = &sv.vn[t0 * V], *w = &sv.w[t0 * K];
   const float *T = &sv.T[n * C * C], *kk = &sv.kk[n * C * C];
-  const float *qc = hd.qc.data(), *kc = hd.kc.data(), *vc = hd.vc.data(), *bc = hd.bc.data();
-  const float el = hd.eg[c - 1], *gam = hd.gam.data();
-  float *dq = ws.dq.data(), *dk = ws.dk.data(), *dvn = ws.dvn.data(), *E = ws.E.data(), *P = ws.P.data();
-  float* dG = ws.dG.data();
-  for (int64_t i = 0; i < c; ++i) std::memcpy(&ws.dO[i * V], d_o + (t0 + i) * HV, sizeof(float) * V);
+  const float *__restrict qc = hd.qc.data(), *__restrict kc = hd.kc.data(), *__restrict vc = hd.vc.data();
+  const float *__restrict bc = hd.bc.data(), *__restrict eg = hd.eg.data(), *__restrict eld = hd.el.data();
+  const float el = eg[c - 1], scale = hd.scale, *gam = hd.gam.data();
+  // ov: dO [c, V] then dV_new [c, V] right below it; z: their products with S^T, [2c, K].
+  float *__restrict dO = ws.ov.data(), *__restrict dvn = dO + c * V, *__restrict zq = ws.z.data();
+  const float* __restrict zw = zq + c * K;  // = -dW
+  float *__restrict dq = ws.dq.data(), *__restrict dk = ws.dk.data(), *__restrict kb = ws.kb.data();
+  float *__restrict vb = ws.vb.data(), *__restrict X = ws.X.data(), *__restrict Y = ws.Y.data();
+  float *E = ws.E.data(), *P = ws.P.data(), *__restrict dG = ws.dG.data(), *__restrict db = ws.db.data();
+  for (int64_t i = 0; i < c; ++i) std::memcpy(&dO[i * V], d_o + (t0 + i) * HV, sizeof(float) * V);
   std::fill(dG, dG + c, 0.0f);
+  std::fill(db, db + c, 0.0f);
 
   // Intra-chunk output O += P V_new: E = dO V_new^T; dP o P feeds the gate, dP o Gamma the scores.
+  // The diagonal's gate terms cancel exactly (G_i - G_i); adding them would leave f32 rounding of
+  // O(1) terms where the true gradient is ~0 (strong decays): gate_terms takes j < i only.
   intra_scores(hd, c, P);
-  small_gemm(false, true, c, c, V, 1.0f, ws.dO.data(), V, vn, V, 0.0f, E, C);
-  for (int64_t i = 0; i < c; ++i)
-    for (int64_t j = 0; j < c; ++j) {
-      float& e = E[i * C + j];
-      if (j > i) {
-        e = 0.0f;
-        continue;
-      }
-      // The diagonal's gate terms cancel exactly (G_i - G_i); adding them would leave f32
-      // rounding of O(1) terms where the true gradient is ~0 (strong decays).
-      if (j < i) {
-        const float z = e * P[i * C + j];
-        dG[i] += z;
-        dG[j] -= z;
-      }
-      e *= hd.scale * gam[i * C + j];
-    }
-  // dQ = scale diag(e^G) dO S^T + E K
-  small_gemm(false, true, c, K, V, 1.0f, ws.dO.data(), V, S, V, 0.0f, dq, K);
+  small_gemm(false, true, c, c, V, 1.0f, dO, V, vn, V, 0.0f, E, C);
+  float* __restrict col = ws.col.data();
+  std::fill(col, col + c, 0.0f);
   for (int64_t i = 0; i < c; ++i) {
-    const float e = hd.scale * hd.eg[i];
+    float *__restrict Ei = E + i * C, row = 0.0f;
+    const float *__restrict Pi = P + i * C, *__restrict gi = gam + i * C;
+#pragma omp simd reduction(+ : row)
+    for (int64_t j = 0; j < c; ++j) {
+      const float z = Ei[j] * Pi[j] * static_cast<float>(j < i);
+      row += z;
+      col[j] += z;
+      Ei[j] *= scale * gi[j];  // Gamma is 0 above the diagonal
+    }
+    dG[i] += row;
+  }
+  add_col_sums(c, col, dG);
+  // dV_new = P^T dO + kd dS with kd = diag(e^{G_c - G}) K (into kb).
+  for (int64_t i = 0; i < c; ++i)
+#pragma omp simd
+    for (int64_t x = 0; x < K; ++x) kb[i * K + x] = eld[i] * kc[i * K + x];
+  small_gemm(false, false, c, V, K, 1.0f, kb, K, dS, V, 0.0f, dvn, V);
+  small_gemm(true, false, c, V, c, 1.0f, P, C, dO, V, 1.0f, dvn, V);
+  // [dO; dV_new] S^T in one product: dQ's state part and -dW.
+  small_gemm(false, true, 2 * c, K, V, 1.0f, dO, V, S, V, 0.0f, zq, K);
+  // dQ = scale diag(e^G) dO S^T + E K
+  for (int64_t i = 0; i < c; ++i) {
+    const float e = scale * eg[i];
     float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
     for (int64_t x = 0; x < K; ++x) {
-      dq[i * K + x] *= e;
+      dq[i * K + x] = e * zq[i * K + x];
       acc += dq[i * K + x] * qc[i * K + x];
     }
     dG[i] += acc;
   }
   small_gemm(false, false, c, K, c, 1.0f, E, C, kc, K, 1.0f, dq, K);
-  // dK = E^T Q + diag(e^{G_c - G}) V_new dS^T;  kd = diag(e^{G_c - G}) K into kb.
+  // dK = E^T Q + diag(e^{G_c - G}) V_new dS^T
   small_gemm(false, true, c, K, V, 1.0f, vn, V, dS, V, 0.0f, dk, K);
-  for (int64_t i = 0; i < c; ++i) {
-    const float ed = hd.el[i];
+  for (int64_t i = 0; i < c - 1; ++i) {  // the last row's terms cancel exactly (see the diagonal above)
+    const float ed = eld[i];
     float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
     for (int64_t x = 0; x < K; ++x) {
       dk[i * K + x] *= ed;
       acc += dk[i * K + x] * kc[i * K + x];
-      ws.kb[i * K + x] = ed * kc[i * K + x];
     }
-    if (i < c - 1) {  // the last row's terms cancel exactly (see the diagonal above)
-      dG[i] -= acc;
-      dG[c - 1] += acc;
-    }
+    dG[i] -= acc;
+    dG[c - 1] += acc;
   }
   small_gemm(true, false, c, K, c, 1.0f, E, C, qc, K, 1.0f, dk, K);
   float sds = 0.0f;
-  for (int64_t x = 0; x < K * V; ++x) sds += S[x] * dS[x];
-  dG[c - 1] += el * sds;
-  // dV_new = P^T dO + kd dS
-  small_gemm(false, false, c, V, K, 1.0f, ws.kb.data(), K, dS, V, 0.0f, dvn, V);
-  small_gemm(true, false, c, V, c, 1.0f, P, C, ws.dO.data(), V, 1.0f, dvn, V);
-  // dS_enter = e^{G_c} dS + scale (diag(e^G) Q)^T dO - W^T dV_new;  qe into kb.
-  for (int64_t x = 0; x < K * V; ++x) dS[x] *= el;
-  for (int64_t i = 0; i < c; ++i) {
-    const float e = hd.scale * hd.eg[i];
-    for (int64_t x = 0; x < K; ++x) ws.kb[i * K + x] = e * qc[i * K + x];
+  {
+    const float *__restrict Sr = S, *__restrict dSr = dS;
+#pragma omp simd reduction(+ : sds)
+    for (int64_t x = 0; x < K * V; ++x) sds += Sr[x] * dSr[x];
   }
-  small_gemm(true, false, K, V, c, 1.0f, ws.kb.data(), K, ws.dO.data(), V, 1.0f, dS, V);
+  dG[c - 1] += el * sds;
+  // dS_enter = e^{G_c} dS + scale (diag(e^G) Q)^T dO - W^T dV_new;  qe into kb.
+  {
+    float* __restrict dSw = dS;
+#pragma omp simd
+    for (int64_t x = 0; x < K * V; ++x) dSw[x] *= el;
+  }
+  for (int64_t i = 0; i < c; ++i) {
+    const float e = scale * eg[i];
+#pragma omp simd
+    for (int64_t x = 0; x < K; ++x) kb[i * K + x] = e * qc[i * K + x];
+  }
+  small_gemm(true, false, K, V, c, 1.0f, kb, K, dO, V, 1.0f, dS, V);
   small_gemm(true, false, K, V, c, -1.0f, w, K, dvn, V, 1.0f, dS, V);
 
-  // WY backward: V_new = U - W S, W = T Kb, U = T Vb.
-  small_gemm(false, true, c, K, V, -1.0f, dvn, V, S, V, 0.0f, ws.dw.data(), K);
-  small_gemm(true, false, c, K, c, 1.0f, T, C, ws.dw.data(), K, 0.0f, ws.X.data(), K);
-  small_gemm(true, false, c, V, c, 1.0f, T, C, dvn, V, 0.0f, ws.Y.data(), V);
-  float* db = ws.db.data();
+  // WY backward: V_new = U - W S, W = T Kb, U = T Vb; dW = -zw.
+  small_gemm(true, false, c, K, c, -1.0f, T, C, zw, K, 0.0f, X, K);
+  small_gemm(true, false, c, V, c, 1.0f, T, C, dvn, V, 0.0f, Y, V);
   for (int64_t i = 0; i < c; ++i) {
-    const float e = hd.eg[i], be = bc[i] * e;
+    const float e = eg[i], b = bc[i], be = b * e;
     float xk = 0.0f, yv = 0.0f;
+#pragma omp simd reduction(+ : xk)
     for (int64_t x = 0; x < K; ++x) {
-      xk += ws.X[i * K + x] * kc[i * K + x];
-      dk[i * K + x] += be * ws.X[i * K + x];
-      ws.kb[i * K + x] = be * kc[i * K + x];
+      xk += X[i * K + x] * kc[i * K + x];
+      dk[i * K + x] += be * X[i * K + x];
+      kb[i * K + x] = be * kc[i * K + x];
     }
+    float* __restrict dvr = gr.dv + (t0 + i) * HV;
+#pragma omp simd reduction(+ : yv)
     for (int64_t x = 0; x < V; ++x) {
-      yv += ws.Y[i * V + x] * vc[i * V + x];
-      ws.vb[i * V + x] = bc[i] * vc[i * V + x];
-      gr.dv[(t0 + i) * HV + x] = bc[i] * ws.Y[i * V + x];
+      yv += Y[i * V + x] * vc[i * V + x];
+      vb[i * V + x] = b * vc[i * V + x];
+      dvr[x] = b * Y[i * V + x];
     }
-    db[i] = e * xk + yv;
+    db[i] += e * xk + yv;
     dG[i] += be * xk;
   }
   // Through T = (I + A)^-1: dT = dW Kb^T + dU Vb^T, dA = -T^T dT T^T (strictly lower part).
-  small_gemm(false, true, c, c, K, 1.0f, ws.dw.data(), K, ws.kb.data(), K, 0.0f, ws.dT.data(), C);
-  small_gemm(false, true, c, c, V, 1.0f, dvn, V, ws.vb.data(), V, 1.0f, ws.dT.data(), C);
-  small_gemm(true, false, c, c, c, 1.0f, T, C, ws.dT.data(), C, 0.0f, ws.E.data(), C);
-  small_gemm(false, true, c, c, c, -1.0f, ws.E.data(), C, T, C, 0.0f, ws.dA.data(), C);
-  // A_ij = b_i kk_ij Gamma_ij (i > j); dM = dA o Gamma into dA.
-  for (int64_t i = 0; i < c; ++i)
+  small_gemm(false, true, c, c, K, -1.0f, zw, K, kb, K, 0.0f, ws.dT.data(), C);
+  small_gemm(false, true, c, c, V, 1.0f, dvn, V, vb, V, 1.0f, ws.dT.data(), C);
+  small_gemm(true, false, c, c, c, 1.0f, T, C, ws.dT.data(), C, 0.0f, E, C);
+  small_gemm(false, true, c, c, c, -1.0f, E, C, T, C, 0.0f, ws.dA.data(), C);
+  // A_ij = b_i kk_ij Gamma_ij (i > j): gate terms of dA o A; dM = dA o Gamma (strict) into dA.
+  std::fill(col, col + c, 0.0f);
+  for (int64_t i = 0; i < c; ++i) {
+    float *__restrict dAi = &ws.dA[i * C], row = 0.0f, rb = 0.0f;
+    const float *__restrict kki = kk + i * C, *__restrict gi = gam + i * C;
+    const float b = bc[i];
+#pragma omp simd reduction(+ : row, rb)
     for (int64_t j = 0; j < c; ++j) {
-      float& da = ws.dA[i * C + j];
-      if (j >= i) {
-        da = 0.0f;
-        continue;
-      }
-      const float z = da * bc[i] * kk[i * C + j] * gam[i * C + j];
-      dG[i] += z;
-      dG[j] -= z;
-      da *= gam[i * C + j];
-      db[i] += da * kk[i * C + j];
+      const float dm = dAi[j] * gi[j] * static_cast<float>(j < i), z = b * dm * kki[j];
+      row += z;
+      col[j] += z;
+      rb += dm * kki[j];
+      dAi[j] = dm;
     }
+    dG[i] += row;
+    db[i] += rb;
+  }
+  add_col_sums(c, col, dG);
   // dk_i += b_i sum_j dM_ij k_j;  dk_j += sum_i dM_ij b_i k_i.
   small_gemm(false, false, c, K, c, 1.0f, ws.dA.data(), C, kc, K, 0.0f, ws.tmp.data(), K);
-  for (int64_t i = 0; i < c; ++i)
+  for (int64_t i = 0; i < c; ++i) {
+    const float* __restrict tmp = &ws.tmp[i * K];
+#pragma omp simd
     for (int64_t x = 0; x < K; ++x) {
-      dk[i * K + x] += bc[i] * ws.tmp[i * K + x];
-      ws.kb[i * K + x] = bc[i] * kc[i * K + x];
+      dk[i * K + x] += bc[i] * tmp[x];
+      kb[i * K + x] = bc[i] * kc[i * K + x];
     }
-  small_gemm(true, false, c, K, c, 1.0f, ws.dA.data(), C, ws.kb.data(), K, 1.0f, dk, K);
+  }
+  small_gemm(true, false, c, K, c, 1.0f, ws.dA.data(), C, kb, K, 1.0f, dk, K);
 
   float acc = 0.0f;  // dg = reverse cumsum of dG within the chunk
   for (int64_t i = c - 1; i >= 0; --i) {
@@ -336,7 +393,7 @@ void gated_delta_rule_chunk_bwd(const GatedDeltaRuleParams& p, const GatedDeltaR
     // Kept across calls: a training step's backward reuses the pages instead of faulting in
     // O(T (K + V) + T/C K V) fresh ones per head.
     thread_local std::vector<Saved> saved(kHeadGroup);
-    Buf S(kHeadGroup * KV), dS(kHeadGroup * KV);
+    Buf dS(kHeadGroup * KV);
     const int64_t N = (d.T + C - 1) / C;
     for (int64_t g0 = lo; g0 < hi; g0 += kHeadGroup) {
       const int64_t g1 = std::min(hi, g0 + kHeadGroup);
@@ -348,13 +405,13 @@ void gated_delta_rule_chunk_bwd(const GatedDeltaRuleParams& p, const GatedDeltaR
         sv.S.resize((N + 1) * KV), sv.vn.resize(d.T * d.V), sv.w.resize(d.T * d.K);
         sv.T.resize(N * C * C), sv.kk.resize(N * C * C);
         for (int64_t x = 0; x < KV; ++x) {
-          S[(bh - g0) * KV + x] = h0 ? h0[bh * KV + x] : 0.0f;
+          sv.S[x] = h0 ? h0[bh * KV + x] : 0.0f;
           dS[(bh - g0) * KV + x] = d_ht ? d_ht[bh * KV + x] : 0.0f;
         }
       }
       for (int64_t n = 0; n < N; ++n)
         for (int64_t bh = g0; bh < g1; ++bh)
-          chunk_forward(heads[bh - g0], fw, n, &S[(bh - g0) * KV], nullptr, &saved[bh - g0]);
+          chunk_forward(heads[bh - g0], fw, n, &saved[bh - g0].S[n * KV], nullptr, &saved[bh - g0]);
       for (int64_t n = N - 1; n >= 0; --n)
         for (int64_t bh = g0; bh < g1; ++bh) {
           const int64_t at = head_index(d, bh);
