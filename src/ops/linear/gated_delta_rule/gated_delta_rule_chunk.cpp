@@ -5,8 +5,12 @@
 // Only non-positive exponents are ever formed (G is the chunk-local cumsum, exp(G_i - G_j), j <= i).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
+
+#include <sys/mman.h>
 
 #include "core/parallel.h"
 #include "core/simd_math.h"
@@ -112,10 +116,38 @@ void intra_scores(const Head& hd, int64_t c, float* P) {
     for (int64_t j = 0; j < c; ++j) P[i * C + j] = hd.scale * P[i * C + j] * hd.gam[i * C + j];
 }
 
-// What the backward keeps per head from its forward pass: entering states and the WY factors.
+// What the backward keeps per head from its forward pass: entering states and the WY factors,
+// slices of saved_workspace.
 struct Saved {
-  Buf S, vn, w, T, kk;  // [(N+1), K, V], [T, V], [T, K], [N, C, C], [N, C, C]
+  float *S, *vn, *w, *T, *kk;  // [(N+1), K, V], [T, V], [T, K], [N, C, C], [N, C, C]
+  static int64_t floats(int64_t N, int64_t C, const GatedDeltaRuleDims& d) {
+    return (N + 1) * d.K * d.V + d.T * (d.V + d.K) + 2 * N * C * C;
+  }
+  Saved(float* p, int64_t N, int64_t C, const GatedDeltaRuleDims& d)
+      : S(p), vn(S + (N + 1) * d.K * d.V), w(vn + d.T * d.V), T(w + d.T * d.K), kk(T + N * C * C) {}
 };
+
+// The calling thread's storage for Saved, at least n floats, kept across calls (contents
+// undefined) and backed by 2 MiB pages where the kernel allows: it is megabytes per head at long
+// T, written and read back a chunk at a time, and on 4 KiB pages its TLB misses cost ~20% of a
+// T = 4096 fwd + bwd (measured; a fresh buffer per call would also fault its pages in each time).
+float* saved_workspace(int64_t n) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<float, Free> buf;
+  thread_local size_t bytes = 0;
+  const size_t want = (static_cast<size_t>(n) * sizeof(float) + kHuge - 1) / kHuge * kHuge;
+  if (want > bytes) {
+    buf.reset(static_cast<float*>(std::aligned_alloc(kHuge, want)));
+    bytes = want;
+#ifdef MADV_HUGEPAGE
+    madvise(buf.get(), bytes, MADV_HUGEPAGE);
+#endif
+  }
+  return buf.get();
+}
 
 struct FwdWork {
   Buf kk, A, T, kb, vb, w, u, ob, P;
@@ -390,11 +422,11 @@ void gated_delta_rule_chunk_bwd(const GatedDeltaRuleParams& p, const GatedDeltaR
   parallel_for_items(d.B * d.H, [&](int64_t lo, int64_t hi) {
     FwdWork fw(C, d.K, d.V);
     BwdWork bw(C, d.K, d.V);
-    // Kept across calls: a training step's backward reuses the pages instead of faulting in
-    // O(T (K + V) + T/C K V) fresh ones per head.
-    thread_local std::vector<Saved> saved(kHeadGroup);
     Buf dS(kHeadGroup * KV);
-    const int64_t N = (d.T + C - 1) / C;
+    const int64_t N = (d.T + C - 1) / C, per = Saved::floats(N, C, d);
+    float* store = saved_workspace(kHeadGroup * per);
+    std::vector<Saved> saved;
+    for (int64_t i = 0; i < kHeadGroup; ++i) saved.emplace_back(store + i * per, N, C, d);
     for (int64_t g0 = lo; g0 < hi; g0 += kHeadGroup) {
       const int64_t g1 = std::min(hi, g0 + kHeadGroup);
       std::vector<Head> heads;
@@ -402,8 +434,6 @@ void gated_delta_rule_chunk_bwd(const GatedDeltaRuleParams& p, const GatedDeltaR
       for (int64_t bh = g0; bh < g1; ++bh) {
         heads.emplace_back(p, d, q, k, v, beta, g, bh);
         Saved& sv = saved[bh - g0];
-        sv.S.resize((N + 1) * KV), sv.vn.resize(d.T * d.V), sv.w.resize(d.T * d.K);
-        sv.T.resize(N * C * C), sv.kk.resize(N * C * C);
         for (int64_t x = 0; x < KV; ++x) {
           sv.S[x] = h0 ? h0[bh * KV + x] : 0.0f;
           dS[(bh - g0) * KV + x] = d_ht ? d_ht[bh * KV + x] : 0.0f;
