@@ -54,17 +54,18 @@ struct Head {
   void prefetch(const float* p, int64_t width, int64_t n, bool for_write = false) const {
     if (p && n >= 0 && n < chunks()) prefetch_rows(p + n * C * d.H * width, rows(n), d.H * width, width, for_write);
   }
-  void prefetch_inputs(int64_t n) const {
-    prefetch(q, d.K, n), prefetch(k, d.K, n), prefetch(v, d.V, n), prefetch(beta, 1, n), prefetch(g, 1, n);
+  void prefetch_inputs(int64_t n, bool with_q = true) const {
+    prefetch(with_q ? q : nullptr, d.K, n), prefetch(k, d.K, n), prefetch(v, d.V, n), prefetch(beta, 1, n), prefetch(g, 1, n);
   }
 
-  // Gathers chunk n and its decay factors; returns its length c. G is the inclusive chunk-local
-  // cumsum of g; exponents are masked to <= 0 before exp (never exp(-G) alone).
-  int64_t gather(int64_t n) {
+  // Gathers chunk n (q only if with_q: the backward's forward rerun has no output) and its decay
+  // factors; returns its length c. G is the inclusive chunk-local cumsum of g; exponents are
+  // masked to <= 0 before exp (never exp(-G) alone).
+  int64_t gather(int64_t n, bool with_q = true) {
     const int64_t t0 = n * C, c = rows(n), K = d.K, V = d.V, HK = d.H * K, HV = d.H * V;
     float acc = 0.0f;
     for (int64_t t = 0; t < c; ++t) {
-      std::memcpy(&qc[t * K], q + (t0 + t) * HK, sizeof(float) * K);
+      if (with_q) std::memcpy(&qc[t * K], q + (t0 + t) * HK, sizeof(float) * K);
       std::memcpy(&kc[t * K], k + (t0 + t) * HK, sizeof(float) * K);
       std::memcpy(&vc[t * V], v + (t0 + t) * HV, sizeof(float) * V);
       bc[t] = beta[(t0 + t) * d.H];
@@ -161,9 +162,9 @@ struct FwdWork {
 void chunk_forward(Head& hd, FwdWork& ws, int64_t n, float* S, float* o, Saved* saved) {
   const int64_t C = hd.C, K = hd.d.K, V = hd.d.V;
   {
-    hd.prefetch_inputs(n + 1);
+    hd.prefetch_inputs(n + 1, o != nullptr);
     hd.prefetch(o, V, n + 1, true);
-    const int64_t c = hd.gather(n), t0 = n * C;
+    const int64_t c = hd.gather(n, o != nullptr), t0 = n * C;
     float *kk = saved ? &saved->kk[n * C * C] : ws.kk.data(), *T = saved ? &saved->T[n * C * C] : ws.T.data();
     float *w = saved ? &saved->w[t0 * K] : ws.w.data(), *vn = saved ? &saved->vn[t0 * V] : ws.u.data();
     wy_inverse(hd, c, kk, ws.A.data(), T);
