@@ -255,7 +255,11 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
   hd.prefetch_inputs(n - 1);
   hd.prefetch(d_o, V, n - 1);
   hd.prefetch(gr.dq, K, n - 1, true), hd.prefetch(gr.dk, K, n - 1, true), hd.prefetch(gr.dv, V, n - 1, true);
-  if (n > 0) prefetch_rows(&sv.S[(n - 1) * K * V], 1, 0, K * V);
+  if (n > 0) {  // chunk n - 1's saved factors, contiguous
+    prefetch_rows(&sv.S[(n - 1) * K * V], 1, 0, K * V);
+    prefetch_rows(&sv.vn[(n - 1) * C * V], 1, 0, C * V), prefetch_rows(&sv.w[(n - 1) * C * K], 1, 0, C * K);
+    prefetch_rows(&sv.T[(n - 1) * C * C], 1, 0, C * C), prefetch_rows(&sv.kk[(n - 1) * C * C], 1, 0, C * C);
+  }
   const int64_t c = hd.gather(n), t0 = n * C;
   const float *S = &sv.S[n * K * V], *vn = &sv.vn[t0 * V], *w = &sv.w[t0 * K];
   const float *T = &sv.T[n * C * C], *kk = &sv.kk[n * C * C];
