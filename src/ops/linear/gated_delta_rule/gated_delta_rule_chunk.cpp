@@ -188,14 +188,18 @@ void chunk_forward(Head& hd, FwdWork& ws, int64_t n, float* S, float* o, Saved* 
         std::memcpy(o + (t0 + i) * hd.d.H * V, &ws.ob[i * V], sizeof(float) * V);
     }
     // S' = e^{G_c} S + (diag(e^{G_c - G}) K)^T V_new
-    const float el = hd.eg[c - 1];
-    float* __restrict Sn = saved ? S + K * V : S;
-    const float* __restrict Sc = S;
+    // In place (beta = e^{G_c}), or into the next saved slot.
+    float el = hd.eg[c - 1], *Sn = S;
+    if (saved) {
+      float *__restrict to = S + K * V;
+      const float* __restrict from = S;
 #pragma omp simd
-    for (int64_t x = 0; x < K * V; ++x) Sn[x] = el * Sc[x];
+      for (int64_t x = 0; x < K * V; ++x) to[x] = el * from[x];
+      Sn = to, el = 1.0f;
+    }
     for (int64_t i = 0; i < c; ++i)
       for (int64_t x = 0; x < K; ++x) ws.kb[i * K + x] = hd.el[i] * hd.kc[i * K + x];
-    small_gemm(true, false, K, V, c, 1.0f, ws.kb.data(), K, vn, V, 1.0f, Sn, V);
+    small_gemm(true, false, K, V, c, 1.0f, ws.kb.data(), K, vn, V, el, Sn, V);
   }
 }
 
@@ -231,9 +235,9 @@ void gated_delta_rule_chunk_fwd(const GatedDeltaRuleParams& p, const GatedDeltaR
 namespace {
 
 struct BwdWork {
-  Buf ov, z, P, E, dq, dk, X, Y, dT, dA, tmp, kb, vb, dG, col, db;
+  Buf ov, z, qw, P, E, dq, dk, X, Y, dT, dA, tmp, kb, vb, dG, col, db;
   BwdWork(int64_t C, int64_t K, int64_t V)
-      : ov(2 * C * V), z(2 * C * K), P(C * C), E(C * C), dq(C * K), dk(C * K), X(C * K), Y(C * V), dT(C * C),
+      : ov(2 * C * V), z(2 * C * K), qw(2 * C * K), P(C * C), E(C * C), dq(C * K), dk(C * K), X(C * K), Y(C * V), dT(C * C),
         dA(C * C), tmp(C * K), kb(C * K), vb(C * V), dG(C), col(C), db(C) {}
 };
 
@@ -337,19 +341,17 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
     for (int64_t x = 0; x < K * V; ++x) sds += Sr[x] * dSr[x];
   }
   dG[c - 1] += el * sds;
-  // dS_enter = e^{G_c} dS + scale (diag(e^G) Q)^T dO - W^T dV_new;  qe into kb.
-  {
-    float* __restrict dSw = dS;
-#pragma omp simd
-    for (int64_t x = 0; x < K * V; ++x) dSw[x] *= el;
-  }
+  // dS_enter = e^{G_c} dS + [scale diag(e^G) Q; -W]^T [dO; dV_new], one product of inner 2c.
+  float* __restrict qw = ws.qw.data();
   for (int64_t i = 0; i < c; ++i) {
     const float e = scale * eg[i];
 #pragma omp simd
-    for (int64_t x = 0; x < K; ++x) kb[i * K + x] = e * qc[i * K + x];
+    for (int64_t x = 0; x < K; ++x) {
+      qw[i * K + x] = e * qc[i * K + x];
+      qw[(c + i) * K + x] = -w[i * K + x];
+    }
   }
-  small_gemm(true, false, K, V, c, 1.0f, kb, K, dO, V, 1.0f, dS, V);
-  small_gemm(true, false, K, V, c, -1.0f, w, K, dvn, V, 1.0f, dS, V);
+  small_gemm(true, false, K, V, 2 * c, 1.0f, qw, K, dO, V, el, dS, V);
 
   // WY backward: V_new = U - W S, W = T Kb, U = T Vb; dW = -zw.
   small_gemm(true, false, c, K, c, -1.0f, T, C, zw, K, 0.0f, X, K);
