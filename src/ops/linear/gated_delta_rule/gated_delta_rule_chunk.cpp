@@ -160,9 +160,9 @@ float* saved_workspace(int64_t n) {
 }
 
 struct FwdWork {
-  Buf kk, A, T, kb, vb, w, u, ob, P;
+  Buf kk, A, T, kb, vb, w, u, P;
   FwdWork(int64_t C, int64_t K, int64_t V)
-      : kk(C * C), A(C * C), T(C * C), kb(C * K), vb(C * V), w(C * K), u(C * V), ob(C * V), P(C * C) {}
+      : kk(C * C), A(C * C), T(C * C), kb(C * K), vb(C * V), w(C * K), u(C * V), P(C * C) {}
 };
 
 // Chunk n of one head; S [K, V] enters as the state before the chunk and leaves as the state after
@@ -193,15 +193,16 @@ void chunk_forward(Head& hd, FwdWork& ws, int64_t n, float* S, float* o, Saved* 
     small_gemm(false, false, c, V, c, 1.0f, T, C, ws.vb.data(), V, 0.0f, vn, V);
     small_gemm(false, false, c, V, K, -1.0f, w, K, S, V, 1.0f, vn, V);  // V_new = U - W S
     if (o) {
-      small_gemm(false, false, c, V, K, 1.0f, hd.qc.data(), K, S, V, 0.0f, ws.ob.data(), V);
+      float* oc = o + t0 * hd.d.H * V;  // the output rows, H V apart, written in place
+      const int64_t ldo = hd.d.H * V;
+      small_gemm(false, false, c, V, K, 1.0f, hd.qc.data(), K, S, V, 0.0f, oc, ldo);
       for (int64_t i = 0; i < c; ++i) {
         const float e = hd.scale * hd.eg[i];
-        for (int64_t x = 0; x < V; ++x) ws.ob[i * V + x] *= e;
+#pragma omp simd
+        for (int64_t x = 0; x < V; ++x) oc[i * ldo + x] *= e;
       }
       intra_scores(hd, c, ws.P.data());
-      small_gemm(false, false, c, V, c, 1.0f, ws.P.data(), C, vn, V, 1.0f, ws.ob.data(), V);
-      for (int64_t i = 0; i < c; ++i)
-        std::memcpy(o + (t0 + i) * hd.d.H * V, &ws.ob[i * V], sizeof(float) * V);
+      small_gemm(false, false, c, V, c, 1.0f, ws.P.data(), C, vn, V, 1.0f, oc, ldo);
     }
     // S' = e^{G_c} S + (diag(e^{G_c - G}) K)^T V_new
     // In place (beta = e^{G_c}), or into the next saved slot.
@@ -251,9 +252,9 @@ void gated_delta_rule_chunk_fwd(const GatedDeltaRuleParams& p, const GatedDeltaR
 namespace {
 
 struct BwdWork {
-  Buf ov, z, qw, P, E, dq, dk, X, Y, dT, dA, tmp, kb, vb, dG, col, db;
+  Buf ov, z, qw, P, E, X, Y, dT, dA, tmp, kb, vb, dG, col, db;
   BwdWork(int64_t C, int64_t K, int64_t V)
-      : ov(2 * C * V), z(2 * C * K), qw(2 * C * K), P(C * C), E(C * C), dq(C * K), dk(C * K), X(C * K), Y(C * V), dT(C * C),
+      : ov(2 * C * V), z(2 * C * K), qw(2 * C * K), P(C * C), E(C * C), X(C * K), Y(C * V), dT(C * C),
         dA(C * C), tmp(C * K), kb(C * K), vb(C * V), dG(C), col(C), db(C) {}
 };
 
@@ -289,7 +290,8 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
   // ov: dO [c, V] then dV_new [c, V] right below it; z: their products with S^T, [2c, K].
   float *__restrict dO = ws.ov.data(), *__restrict dvn = dO + c * V, *__restrict zq = ws.z.data();
   const float* __restrict zw = zq + c * K;  // = -dW
-  float *__restrict dq = ws.dq.data(), *__restrict dk = ws.dk.data(), *__restrict kb = ws.kb.data();
+  // dq, dk accumulate in place in the outputs' rows, HK apart.
+  float *__restrict dq = gr.dq + t0 * HK, *__restrict dk = gr.dk + t0 * HK, *__restrict kb = ws.kb.data();
   float *__restrict vb = ws.vb.data(), *__restrict X = ws.X.data(), *__restrict Y = ws.Y.data();
   float *E = ws.E.data(), *P = ws.P.data(), *__restrict dG = ws.dG.data(), *__restrict db = ws.db.data();
   for (int64_t i = 0; i < c; ++i) std::memcpy(&dO[i * V], d_o + (t0 + i) * HV, sizeof(float) * V);
@@ -330,26 +332,26 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
     float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
     for (int64_t x = 0; x < K; ++x) {
-      dq[i * K + x] = e * zq[i * K + x];
-      acc += dq[i * K + x] * qc[i * K + x];
+      dq[i * HK + x] = e * zq[i * K + x];
+      acc += dq[i * HK + x] * qc[i * K + x];
     }
     dG[i] += acc;
   }
-  small_gemm(false, false, c, K, c, 1.0f, E, C, kc, K, 1.0f, dq, K);
+  small_gemm(false, false, c, K, c, 1.0f, E, C, kc, K, 1.0f, dq, HK);
   // dK = E^T Q + diag(e^{G_c - G}) V_new dS^T
-  small_gemm(false, true, c, K, V, 1.0f, vn, V, dS, V, 0.0f, dk, K);
+  small_gemm(false, true, c, K, V, 1.0f, vn, V, dS, V, 0.0f, dk, HK);
   for (int64_t i = 0; i < c - 1; ++i) {  // the last row's terms cancel exactly (see the diagonal above)
     const float ed = eld[i];
     float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
     for (int64_t x = 0; x < K; ++x) {
-      dk[i * K + x] *= ed;
-      acc += dk[i * K + x] * kc[i * K + x];
+      dk[i * HK + x] *= ed;
+      acc += dk[i * HK + x] * kc[i * K + x];
     }
     dG[i] -= acc;
     dG[c - 1] += acc;
   }
-  small_gemm(true, false, c, K, c, 1.0f, E, C, qc, K, 1.0f, dk, K);
+  small_gemm(true, false, c, K, c, 1.0f, E, C, qc, K, 1.0f, dk, HK);
   float sds = 0.0f;
   {
     const float *__restrict Sr = S, *__restrict dSr = dS;
@@ -378,7 +380,7 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
 #pragma omp simd reduction(+ : xk)
     for (int64_t x = 0; x < K; ++x) {
       xk += X[i * K + x] * kc[i * K + x];
-      dk[i * K + x] += be * X[i * K + x];
+      dk[i * HK + x] += be * X[i * K + x];
       kb[i * K + x] = be * kc[i * K + x];
     }
     float* __restrict dvr = gr.dv + (t0 + i) * HV;
@@ -420,19 +422,17 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
     const float* __restrict tmp = &ws.tmp[i * K];
 #pragma omp simd
     for (int64_t x = 0; x < K; ++x) {
-      dk[i * K + x] += bc[i] * tmp[x];
+      dk[i * HK + x] += bc[i] * tmp[x];
       kb[i * K + x] = bc[i] * kc[i * K + x];
     }
   }
-  small_gemm(true, false, c, K, c, 1.0f, ws.dA.data(), C, kb, K, 1.0f, dk, K);
+  small_gemm(true, false, c, K, c, 1.0f, ws.dA.data(), C, kb, K, 1.0f, dk, HK);
 
   float acc = 0.0f;  // dg = reverse cumsum of dG within the chunk
   for (int64_t i = c - 1; i >= 0; --i) {
     acc += dG[i];
     if (gr.dg) gr.dg[(t0 + i) * hd.d.H] = acc;
     gr.dbeta[(t0 + i) * hd.d.H] = db[i];
-    std::memcpy(gr.dq + (t0 + i) * HK, &dq[i * K], sizeof(float) * K);
-    std::memcpy(gr.dk + (t0 + i) * HK, &dk[i * K], sizeof(float) * K);
   }
 }
 
