@@ -1,7 +1,8 @@
 // Chunk form of the gated delta rule (README.md "Chunk form" and "Chunk backward"): per chunk of C
 // tokens the WY/UT representation W = T diag(b e^G) K, U = T diag(b) V with T = (I + A)^-1 turns
 // C rank-one updates into GEMMs. Each thread owns whole heads and walks groups of them chunk by
-// chunk (each head's state is carried); all intra-chunk work are small GEMMs on contiguous tiles.
+// chunk (each head's state is carried); all intra-chunk work are small GEMMs on gathered q, k, v
+// tiles, the outputs accumulated in place in their rows, the next chunk's rows prefetched.
 // Only non-positive exponents are ever formed (G is the chunk-local cumsum, exp(G_i - G_j), j <= i).
 #include <algorithm>
 #include <cmath>
@@ -139,7 +140,7 @@ struct Saved {
 
 // The calling thread's storage for Saved, at least n floats, kept across calls (contents
 // undefined) and backed by 2 MiB pages where the kernel allows: it is megabytes per head at long
-// T, written and read back a chunk at a time, and on 4 KiB pages its TLB misses cost ~20% of a
+// T, written and read back a chunk at a time, and on 4 KiB pages its TLB misses cost ~10% of a
 // T = 4096 fwd + bwd (measured; a fresh buffer per call would also fault its pages in each time).
 float* saved_workspace(int64_t n) {
   constexpr size_t kHuge = size_t{2} << 20;
