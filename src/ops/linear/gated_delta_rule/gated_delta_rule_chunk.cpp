@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <vector>
 
 #include <sys/mman.h>
@@ -152,6 +153,7 @@ float* saved_workspace(int64_t n) {
   const size_t want = (static_cast<size_t>(n) * sizeof(float) + kHuge - 1) / kHuge * kHuge;
   if (want > bytes) {
     buf.reset(static_cast<float*>(std::aligned_alloc(kHuge, want)));
+    if (!buf) throw std::bad_alloc();
     bytes = want;
 #ifdef MADV_HUGEPAGE
     madvise(buf.get(), bytes, MADV_HUGEPAGE);
