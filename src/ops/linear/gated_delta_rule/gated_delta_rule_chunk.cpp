@@ -152,8 +152,9 @@ float* saved_workspace(int64_t n) {
   thread_local size_t bytes = 0;
   const size_t want = (static_cast<size_t>(n) * sizeof(float) + kHuge - 1) / kHuge * kHuge;
   if (want > bytes) {
-    buf.reset(static_cast<float*>(std::aligned_alloc(kHuge, want)));
-    if (!buf) throw std::bad_alloc();
+    auto* p = static_cast<float*>(std::aligned_alloc(kHuge, want));
+    if (!p) throw std::bad_alloc();
+    buf.reset(p);
     bytes = want;
 #ifdef MADV_HUGEPAGE
     madvise(buf.get(), bytes, MADV_HUGEPAGE);
