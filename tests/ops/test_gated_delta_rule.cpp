@@ -9,13 +9,17 @@
 #include "core/rng.h"
 #include "ops/linear/delta_rule/delta_rule.h"
 #include "ops/linear/gated_delta_rule/gated_delta_rule.h"
+#include "vec_checks.h"
 
 namespace speedlm::ops {
 namespace {
 
 using P = GatedDeltaRuleParams;
 using D = GatedDeltaRuleDims;
-using Vec = std::vector<float>;
+using testing::concat;
+using testing::finite;
+using testing::rel;
+using Vec = testing::Vec;
 
 // Inputs of one sequence batch; keys L2-normalised (the op's contract).
 struct Inputs {
@@ -48,21 +52,6 @@ struct Inputs {
     d_ht = normal(d.B * d.H * d.K * d.V);
   }
 };
-
-double rel(const Vec& a, const Vec& b) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
-    den += static_cast<double>(b[i]) * b[i];
-  }
-  return std::sqrt(num) / (std::sqrt(den) + 1e-30);
-}
-
-bool finite(const Vec& a) {
-  for (float x : a)
-    if (!std::isfinite(x)) return false;
-  return true;
-}
 
 struct Out {
   Vec o, ht;
@@ -114,12 +103,6 @@ Inputs slice(const Inputs& in, int64_t t0, int64_t n, const Vec& h0, const Vec& 
   s.beta = cut(in.beta, d.H), s.g = cut(in.g, d.H), s.d_o = cut(in.d_o, d.H * d.V);
   s.h0 = h0, s.d_ht = d_ht;
   return s;
-}
-
-Vec concat(const Vec& a, const Vec& b) {
-  Vec r = a;
-  r.insert(r.end(), b.begin(), b.end());
-  return r;
 }
 
 TEST(GatedDeltaRule, ChunkEqualsStepEqualsReference) {

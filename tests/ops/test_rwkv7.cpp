@@ -9,13 +9,17 @@
 
 #include "core/rng.h"
 #include "ops/linear/rwkv7/rwkv7.h"
+#include "vec_checks.h"
 
 namespace speedlm::ops {
 namespace {
 
 using P = Rwkv7Params;
 using D = Rwkv7Dims;
-using Vec = std::vector<float>;
+using testing::concat;
+using testing::finite;
+using testing::rel;
+using Vec = testing::Vec;
 
 // RWKV-7's structure: a = -kk, b = kk * iclr with kk L2-normalised per head and iclr in (0, 1).
 struct Inputs {
@@ -45,21 +49,6 @@ struct Inputs {
     h0 = normal(nh), d_o = normal(nv), d_ht = normal(nh);
   }
 };
-
-double rel(const Vec& x, const Vec& y) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    num += (static_cast<double>(x[i]) - y[i]) * (static_cast<double>(x[i]) - y[i]);
-    den += static_cast<double>(y[i]) * y[i];
-  }
-  return std::sqrt(num) / (std::sqrt(den) + 1e-30);
-}
-
-bool finite(const Vec& x) {
-  for (float e : x)
-    if (!std::isfinite(e)) return false;
-  return true;
-}
 
 struct Out {
   Vec o, ht;
@@ -112,12 +101,6 @@ Inputs slice(const Inputs& in, int64_t t0, int64_t n, const Vec& h0, const Vec& 
   s.v = cut(in.v, pv), s.d_o = cut(in.d_o, pv);
   s.h0 = h0, s.d_ht = d_ht;
   return s;
-}
-
-Vec concat(const Vec& x, const Vec& y) {
-  Vec r = x;
-  r.insert(r.end(), y.begin(), y.end());
-  return r;
 }
 
 // RWKV-7's decay range takes the factorised scores; decays down to e^-5 per token cross e^-80

@@ -9,13 +9,17 @@
 
 #include "core/rng.h"
 #include "ops/ssm/selective_scan/selective_scan.h"
+#include "vec_checks.h"
 
 namespace speedlm::ops {
 namespace {
 
 using P = SelectiveScanParams;
 using D = SelectiveScanDims;
-using Vec = std::vector<float>;
+using testing::concat;
+using testing::finite;
+using testing::rel;
+using Vec = testing::Vec;
 
 struct Inputs {
   D d;
@@ -43,21 +47,6 @@ struct Inputs {
     d_ht = normal(d.B * d.D * d.N);
   }
 };
-
-double rel(const Vec& a, const Vec& b) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
-    den += static_cast<double>(b[i]) * b[i];
-  }
-  return std::sqrt(num) / (std::sqrt(den) + 1e-30);
-}
-
-bool finite(const Vec& a) {
-  for (float x : a)
-    if (!std::isfinite(x)) return false;
-  return true;
-}
 
 struct Out {
   Vec y, ht;
@@ -111,12 +100,6 @@ Inputs slice(const Inputs& in, int64_t t0, int64_t n, const Vec& h0, const Vec& 
   s.Bm = cut(in.Bm, in.d.N), s.Cm = cut(in.Cm, in.d.N);
   s.h0 = h0, s.d_ht = d_ht;
   return s;
-}
-
-Vec concat(const Vec& a, const Vec& b) {
-  Vec r = a;
-  r.insert(r.end(), b.begin(), b.end());
-  return r;
 }
 
 Vec add(const Vec& a, const Vec& b) {
