@@ -4,7 +4,7 @@
 # attention and Mamba-2 heads side by side) and a MoE model (Mixtral-like) for the same time
 # each (60 s), measures prefill, decode and decoding memory at 1k-8k tokens of context, prints
 # the table and a sample from the best model. Tables, CSVs and plots go to runs/arena
-# (docs/ARENA.md). About 10 minutes on 2 cores after the build.
+# (docs/ARENA.md). About 6.5 minutes on 2 idle cores after the build (measured 6 min 26 s).
 # Extra arguments go to `speedlm arena`, e.g. ./run.sh --budget 5m for a longer run;
 # ARENA_CONFIGS=a.json,b.json picks the models.
 set -euo pipefail
