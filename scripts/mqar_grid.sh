@@ -35,7 +35,8 @@ run_cell() {
     mv "$dir.partial" "$dir"
 }
 export -f run_cell
-for c in "${CONFIGS[@]}"; do for T in 64 128 256; do for d in 64 128; do echo "$c $T $d"; done; done; done |
+# Shortest sequences first, every family, so that an interrupted grid has whole columns.
+for T in 64 128 256; do for d in 64 128; do for c in "${CONFIGS[@]}"; do echo "$c $T $d"; done; done; done |
   xargs -P "${JOBS:-2}" -L 1 bash -c 'run_cell "$@"' _ || status=$?
 python3 scripts/mqar_grid_report.py "$OUT"/cells/*/arena.csv --out "$OUT"
 exit "${status:-0}"
