@@ -89,7 +89,7 @@ Result<Trained> train_run(LanguageModel& model, data::BatchSource& source, const
       }
     }
     Clock::time_point t0 = Clock::now();
-    StepResult r = train_step(model, adam, source.next(), arena::budget_lr(p, lr, tc.min_lr_ratio), tc.grad_clip);
+    StepResult r = train_step(model, adam, source.next(), arena::budget_lr(p, lr, tc.schedule), tc.grad_clip);
     double dt = since(t0);
     if (!std::isfinite(r.loss)) return Status::errorf("arena", "{}: step {}: loss is {}; stopping", label, t.steps, r.loss);
     ++t.steps, t.seconds += dt, t.tokens += tokens_per_step;
@@ -131,8 +131,9 @@ std::string notes(const ArenaOptions& opt) {
   n += fmt::format("- Threads: {}; {} training matmuls; load average at the start {} (a shared machine makes "
                    "every figure noisy).\n", num_threads(), opt.precision, load_average());
   n += fmt::format("- Training: each run trains for the budget ({}) from seed {} with AdamW (betas, weight decay "
-                   "and clipping from the config's train section), its peak learning rate with 5% warmup and cosine "
-                   "decay over the budget, batches of {} sequences. Train tok/s leaves out the first 2 steps.\n",
+                   "and clipping from the config's train section), its peak learning rate with 5% warmup, then the "
+                   "decay of the config's train.schedule (cosine by default; wsd: the peak held until the last "
+                   "train.decay_fraction of the budget, then linear) down to train.min_lr_ratio, batches of {} sequences. Train tok/s leaves out the first 2 steps.\n",
                    opt.budget, opt.seed,
                    opt.batch_size > 0 ? fmt::format("{}", opt.batch_size)
                    : opt.task == "lm" ? std::string("the config's train.batch_size") : fmt::format("{}", kTaskBatch));

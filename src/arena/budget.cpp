@@ -1,8 +1,8 @@
 #include "arena/budget.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <numbers>
 
 namespace speedlm::arena {
 
@@ -31,12 +31,10 @@ Result<Budget> parse_budget(const std::string& text) {
   return b;
 }
 
-double budget_lr(double progress, double lr, double min_lr_ratio) {
+double budget_lr(double progress, double lr, const LrSchedule& sched) {
   constexpr double kWarmup = 0.05;
   if (progress < kWarmup) return lr * std::max(progress / kWarmup, 0.01);
-  double x = std::min(1.0, (progress - kWarmup) / (1.0 - kWarmup));
-  double lr_min = lr * min_lr_ratio;
-  return lr_min + (lr - lr_min) * (1.0 + std::cos(std::numbers::pi * x)) / 2.0;
+  return lr * sched.factor(progress, kWarmup);
 }
 
 }  // namespace speedlm::arena

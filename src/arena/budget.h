@@ -5,6 +5,7 @@
 #include <string>
 
 #include "speedlm/status.h"
+#include "train/schedule.h"
 
 namespace speedlm::arena {
 
@@ -18,8 +19,9 @@ struct Budget {
 // "90s", "1.5m", "2min", "3" (minutes); "500000tok", "300ktok", "2Mtok".
 Result<Budget> parse_budget(const std::string& text);
 
-// Linear warmup over the first 5% of the budget, then cosine decay to lr * min_lr_ratio at
-// the end: every config gets the same schedule shape whatever its speed.
-double budget_lr(double progress, double lr, double min_lr_ratio);
+// Linear warmup over the first 5% of the budget, then the config's decay (train/schedule.h) with
+// the budget's progress as training progress: every config gets the same schedule shape whatever
+// its speed.
+double budget_lr(double progress, double lr, const LrSchedule& sched);
 
 }  // namespace speedlm::arena

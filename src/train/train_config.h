@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "speedlm/status.h"
+#include "train/schedule.h"
 
 namespace speedlm {
 
@@ -11,7 +12,7 @@ struct TrainConfig {
   int64_t batch_size = 16;
   int64_t seq_len = 256;
   double lr = 1e-3;
-  double min_lr_ratio = 0.1;  // cosine decays to lr * min_lr_ratio at `steps`
+  LrSchedule schedule;  // "schedule" (cosine | wsd), "min_lr_ratio", "decay_fraction" (wsd)
   int64_t warmup_steps = 100;
   int64_t steps = 2000;
   double weight_decay = 0.1;

@@ -144,7 +144,7 @@ Result<TrainReport> train(const TrainOptions& opt) {
   const int64_t first_step = state.step;
   while (state.step < tc.steps) {
     Clock::time_point t0 = Clock::now();
-    double lr = lr_at(state.step, tc.lr, tc.min_lr_ratio, tc.warmup_steps, tc.steps);
+    double lr = lr_at(state.step, tc.lr, tc.schedule, tc.warmup_steps, tc.steps);
     StepResult sr = train_step(model, adam, batcher.next(), lr, tc.grad_clip);
     float loss_v = sr.loss;
     double norm = sr.grad_norm;

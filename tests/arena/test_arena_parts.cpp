@@ -27,12 +27,18 @@ TEST(Budget, ParsesMinutesSecondsAndTokens) {
 }
 
 TEST(Budget, ScheduleWarmsUpThenDecaysToTheFloor) {
-  EXPECT_LT(budget_lr(0.0, 1.0, 0.1), 0.05);
-  EXPECT_NEAR(budget_lr(0.025, 1.0, 0.1), 0.5, 1e-12);
-  EXPECT_NEAR(budget_lr(0.05, 1.0, 0.1), 1.0, 1e-12);
-  EXPECT_NEAR(budget_lr(0.525, 1.0, 0.1), 0.55, 1e-12);
-  EXPECT_NEAR(budget_lr(1.0, 1.0, 0.1), 0.1, 1e-12);
-  EXPECT_NEAR(budget_lr(1.5, 1.0, 0.1), 0.1, 1e-12);
+  const LrSchedule cos;  // cosine to 0.1
+  EXPECT_LT(budget_lr(0.0, 1.0, cos), 0.05);
+  EXPECT_NEAR(budget_lr(0.025, 1.0, cos), 0.5, 1e-12);
+  EXPECT_NEAR(budget_lr(0.05, 1.0, cos), 1.0, 1e-12);
+  EXPECT_NEAR(budget_lr(0.525, 1.0, cos), 0.55, 1e-12);
+  EXPECT_NEAR(budget_lr(1.0, 1.0, cos), 0.1, 1e-12);
+  EXPECT_NEAR(budget_lr(1.5, 1.0, cos), 0.1, 1e-12);
+  const LrSchedule wsd{LrSchedule::Kind::kWsd, 0.0, 0.2};
+  EXPECT_NEAR(budget_lr(0.025, 1.0, wsd), 0.5, 1e-12);
+  EXPECT_DOUBLE_EQ(budget_lr(0.8, 1.0, wsd), 1.0);
+  EXPECT_NEAR(budget_lr(0.9, 1.0, wsd), 0.5, 1e-12);
+  EXPECT_NEAR(budget_lr(1.0, 1.0, wsd), 0.0, 1e-12);
 }
 
 TEST(ConfigOverride, SetsExistingDottedPathsOnly) {

@@ -5,6 +5,7 @@
 
 #include "train/adamw.h"
 #include "train/schedule.h"
+#include "train/train_config.h"
 
 namespace speedlm {
 namespace {
@@ -48,12 +49,39 @@ TEST(AdamW, ClippingScalesToTheMaxNorm) {
 }
 
 TEST(Schedule, WarmupThenCosineToTheFloor) {
-  EXPECT_DOUBLE_EQ(lr_at(0, 1.0, 0.1, 10, 110), 0.1);
-  EXPECT_DOUBLE_EQ(lr_at(9, 1.0, 0.1, 10, 110), 1.0);
-  EXPECT_DOUBLE_EQ(lr_at(10, 1.0, 0.1, 10, 110), 1.0);
-  EXPECT_NEAR(lr_at(60, 1.0, 0.1, 10, 110), 0.55, 1e-12);  // halfway: (1 + 0.1) / 2
-  EXPECT_NEAR(lr_at(110, 1.0, 0.1, 10, 110), 0.1, 1e-12);
-  EXPECT_NEAR(lr_at(500, 1.0, 0.1, 10, 110), 0.1, 1e-12);
+  const LrSchedule cos;  // cosine to 0.1
+  EXPECT_DOUBLE_EQ(lr_at(0, 1.0, cos, 10, 110), 0.1);
+  EXPECT_DOUBLE_EQ(lr_at(9, 1.0, cos, 10, 110), 1.0);
+  EXPECT_DOUBLE_EQ(lr_at(10, 1.0, cos, 10, 110), 1.0);
+  EXPECT_NEAR(lr_at(60, 1.0, cos, 10, 110), 0.55, 1e-12);  // halfway: (1 + 0.1) / 2
+  EXPECT_NEAR(lr_at(110, 1.0, cos, 10, 110), 0.1, 1e-12);
+  EXPECT_NEAR(lr_at(500, 1.0, cos, 10, 110), 0.1, 1e-12);
+}
+
+TEST(Schedule, WsdHoldsThePeakThenDecaysLinearly) {
+  const LrSchedule wsd{LrSchedule::Kind::kWsd, 0.1, 0.25};  // the last 25 of 100 steps decay
+  EXPECT_DOUBLE_EQ(lr_at(4, 1.0, wsd, 10, 100), 0.5);     // warmup as with cosine
+  EXPECT_DOUBLE_EQ(lr_at(10, 1.0, wsd, 10, 100), 1.0);
+  EXPECT_DOUBLE_EQ(lr_at(75, 1.0, wsd, 10, 100), 1.0);    // the decay starts at 75
+  EXPECT_NEAR(lr_at(80, 1.0, wsd, 10, 100), 0.1 + 0.9 * 20.0 / 25.0, 1e-12);
+  EXPECT_NEAR(lr_at(100, 1.0, wsd, 10, 100), 0.1, 1e-12);
+  EXPECT_NEAR(lr_at(300, 1.0, wsd, 10, 100), 0.1, 1e-12);
+}
+
+TEST(Schedule, ParsedFromTheTrainSectionWithErrorsNamingTheValue) {
+  TrainConfig c = TrainConfig::from_json({{"schedule", "wsd"}, {"decay_fraction", 0.3}, {"min_lr_ratio", 0.0}}).value();
+  EXPECT_EQ(c.schedule.kind, LrSchedule::Kind::kWsd);
+  EXPECT_DOUBLE_EQ(c.schedule.decay_fraction, 0.3);
+  TrainConfig back = TrainConfig::from_json(c.to_json()).value();
+  EXPECT_EQ(back.schedule.kind, LrSchedule::Kind::kWsd);
+  EXPECT_DOUBLE_EQ(back.schedule.decay_fraction, 0.3);
+  EXPECT_EQ(TrainConfig::from_json(nlohmann::json::object()).value().schedule.kind, LrSchedule::Kind::kCosine);
+  Status bad = TrainConfig::from_json({{"schedule", "linear"}}).status();
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.message().find("linear"), std::string::npos) << bad.message();
+  EXPECT_NE(bad.message().find("schedule"), std::string::npos) << bad.message();
+  EXPECT_FALSE(TrainConfig::from_json({{"decay_fraction", 0.0}}).is_ok());
+  EXPECT_FALSE(TrainConfig::from_json({{"decay_fraction", 1.5}}).is_ok());
 }
 
 }  // namespace
