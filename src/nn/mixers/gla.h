@@ -2,10 +2,10 @@
 // from a low-rank gate, per-head RMSNorm and a swish output gate.
 // Config: {"type": "gla", "heads": H, "key_dim": K (default d_model / (2 H)),
 //          "value_dim": V (default d_model / H), "gate_rank": 16, "gate_norm": 16, "chunk": 64,
-//          "conv": K (2..8; absent: none)}
+//          "conv": W (2..8; absent: none)}
 // With "conv", q | k | v (not the gates) go through a short conv + SiLU (short_conv.h).
 // Weights: w_in [2 H K + 2 H V, D] (q | k | v | output gate rows), w_g1 [rank, D], w_g2 [H K, rank],
-// b_g [H K], norm [V], w_o [D, H V]; with conv: conv.weight [2 H K + H V, K], conv.bias [2 H K + H V].
+// b_g [H K], norm [V], w_o [D, H V]; with conv: conv.weight [2 H K + H V, W], conv.bias [2 H K + H V].
 // g = logsigmoid(x W_g1^T W_g2^T + b_g) / gate_norm, o = gla(q, k, v, g),
 // y = (rmsnorm_per_head(o) o silu(r)) W_o^T.
 #pragma once

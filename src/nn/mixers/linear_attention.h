@@ -3,9 +3,9 @@
 // z_t = sum_{s<=t} phi(k_s), computed as one more value column of ones (simple_gla/README.md).
 // Config: {"type": "linear_attention", "heads": H, "key_dim": K (default d_model / H),
 //          "value_dim": V (default d_model / H), "feature_map": "elu" | "identity",
-//          "normalize": true, "chunk": 64, "conv": K (2..8; absent: none)}
+//          "normalize": true, "chunk": 64, "conv": W (2..8; absent: none)}
 // With "conv", q | k | v go through a short conv + SiLU (short_conv.h) before the feature map.
-// Weights: w_in [2 H K + H V, D] (q | k | v rows), w_o [D, H V]; with conv: conv.weight [2 H K + H V, K],
+// Weights: w_in [2 H K + H V, D] (q | k | v rows), w_o [D, H V]; with conv: conv.weight [2 H K + H V, W],
 // conv.bias [2 H K + H V].
 #pragma once
 

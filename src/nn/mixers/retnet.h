@@ -2,10 +2,10 @@
 // decay per head, log gamma_h = log(1 - 2^(-5-h)), per-head RMSNorm (the group norm) and a
 // swish output gate. No xPos rotation: the decay is the positional signal.
 // Config: {"type": "retnet", "heads": H, "key_dim": K (default d_model / H),
-//          "value_dim": V (default 2 d_model / H), "chunk": 64, "conv": K (2..8; absent: none)}
+//          "value_dim": V (default 2 d_model / H), "chunk": 64, "conv": W (2..8; absent: none)}
 // With "conv", q | k | v (not the gate) go through a short conv + SiLU (short_conv.h).
 // Weights: w_in [2 H K + 2 H V, D] (q | k | v | gate rows), norm [V], w_o [D, H V]; with conv:
-// conv.weight [2 H K + H V, K], conv.bias [2 H K + H V].
+// conv.weight [2 H K + H V, W], conv.bias [2 H K + H V].
 #pragma once
 
 #include "nn/mixer.h"
