@@ -1,7 +1,8 @@
 // Model-level checks shared by the recurrent-mixer model tests (test_<mixer>_model.cpp), on a
 // tiny model whose layers are all of one mixer and one FFN (SwiGLU unless given): prefill logits
 // == step-by-step decode logits, continuing from a saved state == one long pass, constant state
-// bytes, parameter gradients vs finite differences, and the loss falls on a fixed batch.
+// bytes, parameter gradients vs finite differences, and the loss falls on a fixed batch; for
+// mixers with an optional short conv ("conv": K), what the conv adds.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -80,6 +81,39 @@ inline void check_parameter_gradients(const nlohmann::json& mixer, const nlohman
 inline void check_loss_falls(const nlohmann::json& mixer, const nlohmann::json& ffn = swiglu_ffn()) {
   LanguageModel model = tiny_model(mixer, 17, ffn);
   expect_loss_halves_within_100_steps(model);
+}
+
+inline nlohmann::json with_conv(nlohmann::json mixer, int64_t kernel) {
+  mixer["conv"] = kernel;
+  return mixer;
+}
+
+// "conv": K adds exactly conv.weight [C, K] and conv.bias [C] after the mixer's w_o (its last parameter) and
+// a [B, K-1, C] f32 window to its state; without it the layer keeps its own list, in order.
+inline void check_short_conv_adds_only_its_params(const nlohmann::json& mixer, int64_t kernel, int64_t channels) {
+  LanguageModel plain = tiny_model(mixer, 1), conv = tiny_model(with_conv(mixer, kernel), 1);
+  std::vector<std::string> expected, got;
+  for (const auto& p : plain.params()) {
+    expected.push_back(p.name);
+    EXPECT_EQ(p.name.find("conv."), std::string::npos) << p.name;
+    if (p.name.ends_with("mixer.w_o")) {
+      const std::string layer = p.name.substr(0, p.name.size() - 3);
+      expected.push_back(layer + "conv.weight");
+      expected.push_back(layer + "conv.bias");
+    }
+  }
+  for (const auto& p : conv.params()) {
+    got.push_back(p.name);
+    if (p.name.ends_with("conv.weight")) {
+      EXPECT_EQ(p.var->value().shape(), (Shape{channels, kernel}));
+    } else if (p.name.ends_with("conv.bias")) {
+      EXPECT_EQ(p.var->value().shape(), (Shape{channels}));
+    }
+  }
+  EXPECT_EQ(got, expected);
+  const int64_t layers = plain.config().n_layers;
+  EXPECT_EQ(conv.make_state(2).bytes() - plain.make_state(2).bytes(),
+            static_cast<size_t>(layers * 2 * (kernel - 1) * channels) * sizeof(float));
 }
 
 }  // namespace speedlm::testing

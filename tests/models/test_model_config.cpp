@@ -98,6 +98,20 @@ TEST(ModelConfig, DeltaRuleAndSsmMixerErrorsNamePathAndValue) {
   EXPECT_EQ(with_mixer(R"({"type": "gated_deltanet", "heads": 4, "head_dim": 8})"), "");
 }
 
+TEST(ModelConfig, ShortConvErrorsNamePathAndValue) {
+  auto with_mixer = [](const char* mixer) {
+    auto j = testing::tiny_config_json();
+    j["mixers"]["attn"] = nlohmann::json::parse(mixer);
+    return error_of(j);
+  };
+  EXPECT_EQ(with_mixer(R"({"type": "linear_attention", "heads": 4, "conv": 1})"),
+            "[config] mixers.attn.conv = 1: must be in [2, 8]");
+  EXPECT_EQ(with_mixer(R"({"type": "retnet", "heads": 4, "conv": 9})"), "[config] mixers.attn.conv = 9: must be in [2, 8]");
+  EXPECT_EQ(with_mixer(R"({"type": "gla", "heads": 2, "conv": "4"})"),
+            "[config] mixers.attn.conv = \"4\": must be an integer");
+  EXPECT_EQ(with_mixer(R"({"type": "gla", "heads": 2, "conv": 4})"), "");
+}
+
 TEST(ModelConfig, FfnErrorsNamePathAndValue) {
   auto with_ffn = [](const char* ffn) {
     auto j = testing::tiny_config_json();

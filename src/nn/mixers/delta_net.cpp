@@ -38,8 +38,7 @@ DeltaNetMixer::DeltaNetMixer(const DeltaNetMixerParams& p, int64_t d_model) : p_
   const int64_t H = p.heads, HK = H * p.head_dim, HV = H * p.value_dim, C = 2 * HK + HV;
   const int64_t rows = p.gated ? C + HV + 2 * H : C + H;
   w_in_ = ag::Var(Tensor::zeros({rows, d_model}), true);
-  conv_w_ = ag::Var(Tensor::zeros({C, p.conv}), true);
-  conv_b_ = ag::Var(Tensor::zeros({C}), true);
+  conv_ = ShortConv(C, p.conv);
   if (p.gated) {
     dt_bias_ = ag::Var(Tensor::zeros({H}), true);
     a_log_ = ag::Var(Tensor::zeros({H}), true);
@@ -50,8 +49,7 @@ DeltaNetMixer::DeltaNetMixer(const DeltaNetMixerParams& p, int64_t d_model) : p_
 
 void DeltaNetMixer::collect_params(const std::string& prefix, ParamList& out) {
   out.push_back({prefix + "w_in", &w_in_, true});
-  out.push_back({prefix + "conv.weight", &conv_w_, false});
-  out.push_back({prefix + "conv.bias", &conv_b_, false});
+  conv_.collect_params(prefix, out);
   if (p_.gated) {
     out.push_back({prefix + "dt_bias", &dt_bias_, false});
     out.push_back({prefix + "A_log", &a_log_, false});
@@ -62,9 +60,8 @@ void DeltaNetMixer::collect_params(const std::string& prefix, ParamList& out) {
 
 void DeltaNetMixer::init(const InitSpec& spec, uint64_t seed) {
   init_normal(w_in_.value(), spec.std, seed, 0);
-  init_normal(conv_w_.value(), 1.0 / std::sqrt(static_cast<double>(p_.conv)), seed, 1);
+  conv_.init(seed, 1);
   init_normal(w_out_.value(), spec.out_std, seed, 2);
-  conv_b_.value().zero();
   norm_.value().fill(1.0f);
   if (!p_.gated) return;
   // FLA: dt log-uniform in [dt_min, dt_max] stored as softplus^-1 in dt_bias; A = U(1, 16)
@@ -79,32 +76,27 @@ void DeltaNetMixer::init(const InitSpec& spec, uint64_t seed) {
 
 ag::Var DeltaNetMixer::forward(const ag::Var& x, int64_t B, int64_t T, MixerState* state) {
   const int64_t H = p_.heads, K = p_.head_dim, V = p_.value_dim, N = B * T;
-  const int64_t HK = H * K, HV = H * V, C = 2 * HK + HV;
-  std::vector<int64_t> widths = {C, H};
-  if (p_.gated) widths = {C, H, HV, H};
-  std::vector<ag::Var> parts = ag::split_cols(ag::linear(x, w_in_), widths);
-  const ops::CausalConv1dDims cd{B, T, C, p_.conv};
+  const int64_t HK = H * K, HV = H * V;
+  std::vector<int64_t> widths = {HK, HK, HV, H};
+  if (p_.gated) widths = {HK, HK, HV, H, HV, H};
   RecurrentState* rs = static_cast<RecurrentState*>(state);
   SPEEDLM_ASSERT(!rs || !ag::grad_enabled() || !x.requires_grad(), "{} with a state is inference only", type());
-  ag::Var qkv = rs ? ag::Var(conv_with_state(parts[0].value(), conv_w_.value(), conv_b_.value(), cd, {true},
-                                             rs->get("conv")))
-                   : ag::causal_conv1d(parts[0], conv_w_, conv_b_, cd, {true});
-  std::vector<ag::Var> s = ag::split_cols(qkv, {HK, HK, HV});
-  ag::Var q = ag::l2norm_heads(s[0], H, 1e-6f), k = ag::l2norm_heads(s[1], H, 1e-6f);
-  ag::Var beta = ag::sigmoid(parts[1]);
-  ag::Var g = p_.gated ? ag::gdn_gate(parts[3], dt_bias_, a_log_) : ag::Var();
+  std::vector<ag::Var> parts = conv_.split_qkv(ag::linear(x, w_in_), widths, B, T, rs);
+  ag::Var q = ag::l2norm_heads(parts[0], H, 1e-6f), k = ag::l2norm_heads(parts[1], H, 1e-6f);
+  ag::Var beta = ag::sigmoid(parts[3]);
+  ag::Var g = p_.gated ? ag::gdn_gate(parts[5], dt_bias_, a_log_) : ag::Var();
   const ops::GatedDeltaRuleDims d{B, T, H, K, V};
   const ops::GatedDeltaRuleParams op{0.0f, p_.chunk};
   ag::Var o;
   if (rs) {
-    o = ag::Var(gated_delta_rule_with_state(q.value(), k.value(), s[2].value(), beta.value(),
+    o = ag::Var(gated_delta_rule_with_state(q.value(), k.value(), parts[2].value(), beta.value(),
                                             p_.gated ? g.value().f32() : nullptr, d, op, rs->get("ssm")));
     rs->advance(T);
   } else {
-    o = ag::gated_delta_rule(q, k, s[2], beta, g, d, op);
+    o = ag::gated_delta_rule(q, k, parts[2], beta, g, d, op);
   }
   ag::Var normed = ag::reshape(ag::rmsnorm(ag::reshape(o, {N * H, V}), norm_, 1e-5f), {N, HV});
-  return ag::linear(p_.gated ? ag::mul_silu(normed, parts[2]) : normed, w_out_);
+  return ag::linear(p_.gated ? ag::mul_silu(normed, parts[4]) : normed, w_out_);
 }
 
 Tensor DeltaNetMixer::step(const Tensor& x, MixerState& state) {
@@ -115,7 +107,7 @@ Tensor DeltaNetMixer::step(const Tensor& x, MixerState& state) {
 std::unique_ptr<MixerState> DeltaNetMixer::make_state(int64_t batch) const {
   auto s = std::make_unique<RecurrentState>();
   s->add("ssm", {batch, p_.heads, p_.head_dim, p_.value_dim});
-  s->add("conv", {batch, p_.conv - 1, 2 * p_.heads * p_.head_dim + p_.heads * p_.value_dim});
+  conv_.add_state(*s, batch);
   return s;
 }
 

@@ -15,6 +15,7 @@
 #pragma once
 
 #include "nn/mixer.h"
+#include "nn/mixers/short_conv.h"
 
 namespace speedlm::nn {
 
@@ -40,7 +41,8 @@ class DeltaNetMixer final : public Mixer {
  private:
   DeltaNetMixerParams p_;
   int64_t d_model_;
-  ag::Var w_in_, conv_w_, conv_b_, dt_bias_, a_log_, norm_, w_out_;
+  ag::Var w_in_, dt_bias_, a_log_, norm_, w_out_;
+  ShortConv conv_;
 };
 
 }  // namespace speedlm::nn

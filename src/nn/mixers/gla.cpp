@@ -22,6 +22,7 @@ Result<GlaMixerParams> GlaMixerParams::parse(const nlohmann::json& cfg, const st
   SPEEDLM_TRY(f.get_int("gate_rank", p.gate_rank, 1, 1024));
   SPEEDLM_TRY(f.get_float("gate_norm", p.gate_norm, 1e-3, 1e6));
   SPEEDLM_TRY(f.get_int("chunk", p.chunk, 16, 1024));
+  SPEEDLM_TRY(f.get_int("conv", p.conv, 2, 8));
   SPEEDLM_TRY(f.finish());
   return p;
 }
@@ -34,6 +35,7 @@ GlaMixer::GlaMixer(const GlaMixerParams& p, int64_t d_model) : p_(p), d_model_(d
   b_g_ = ag::Var(Tensor::zeros({HK}), true);
   norm_ = ag::Var(Tensor::full({p.value_dim}, 1.0f), true);
   w_o_ = ag::Var(Tensor::zeros({d_model, HV}), true);
+  conv_ = ShortConv(2 * HK + HV, p.conv);
 }
 
 void GlaMixer::collect_params(const std::string& prefix, ParamList& out) {
@@ -43,6 +45,7 @@ void GlaMixer::collect_params(const std::string& prefix, ParamList& out) {
   out.push_back({prefix + "b_g", &b_g_, false});
   out.push_back({prefix + "norm.weight", &norm_, false});
   out.push_back({prefix + "w_o", &w_o_, true});
+  conv_.collect_params(prefix, out);
 }
 
 void GlaMixer::init(const InitSpec& spec, uint64_t seed) {
@@ -53,20 +56,21 @@ void GlaMixer::init(const InitSpec& spec, uint64_t seed) {
   // b_g = 0: the gate starts at logsigmoid(~0) / gate_norm, a decay of about 0.96 per token.
   b_g_.value().zero();
   norm_.value().fill(1.0f);
+  conv_.init(seed, 4);
 }
 
 ag::Var GlaMixer::forward(const ag::Var& x, int64_t B, int64_t T, MixerState* state) {
   const int64_t H = p_.heads, K = p_.key_dim, V = p_.value_dim, N = B * T;
-  std::vector<ag::Var> parts = ag::split_cols(ag::linear(x, w_in_), {H * K, H * K, H * V, H * V});
+  auto* rs = static_cast<RecurrentState*>(state);
+  SPEEDLM_ASSERT(!rs || !ag::grad_enabled() || !x.requires_grad(), "gla with a state is inference only");
+  std::vector<ag::Var> parts = conv_.split_qkv(ag::linear(x, w_in_), {H * K, H * K, H * V, H * V}, B, T, rs);
   ag::Var g = ag::log_sigmoid_gate(ag::linear(ag::linear(x, w_g1_), w_g2_), b_g_, 1.0f / static_cast<float>(p_.gate_norm));
   ops::GlaDims d{B, T, H, K, V};
   ops::GlaParams op{0.0f, p_.chunk};
   ag::Var o;
-  if (state) {
-    SPEEDLM_ASSERT(!ag::grad_enabled() || !x.requires_grad(), "gla with a state is inference only");
-    auto& rs = static_cast<RecurrentState&>(*state);
-    o = ag::Var(gla_with_state(parts[0].value(), parts[1].value(), parts[2].value(), g.value(), d, op, rs.get("ssm")));
-    rs.advance(T);
+  if (rs) {
+    o = ag::Var(gla_with_state(parts[0].value(), parts[1].value(), parts[2].value(), g.value(), d, op, rs->get("ssm")));
+    rs->advance(T);
   } else {
     o = ag::gla(parts[0], parts[1], parts[2], g, d, op);
   }
@@ -82,6 +86,7 @@ Tensor GlaMixer::step(const Tensor& x, MixerState& state) {
 std::unique_ptr<MixerState> GlaMixer::make_state(int64_t batch) const {
   auto s = std::make_unique<RecurrentState>();
   s->add("ssm", {batch, p_.heads, p_.key_dim, p_.value_dim});
+  conv_.add_state(*s, batch);
   return s;
 }
 

@@ -28,6 +28,7 @@ Result<LinearAttentionMixerParams> LinearAttentionMixerParams::parse(const nlohm
   SPEEDLM_TRY(f.get_string("feature_map", p.feature_map, {"elu", "identity"}));
   SPEEDLM_TRY(f.get_bool("normalize", p.normalize));
   SPEEDLM_TRY(f.get_int("chunk", p.chunk, 1, 1024));
+  SPEEDLM_TRY(f.get_int("conv", p.conv, 2, 8));
   SPEEDLM_TRY(f.finish());
   return p;
 }
@@ -37,32 +38,35 @@ LinearAttentionMixer::LinearAttentionMixer(const LinearAttentionMixerParams& p, 
   const int64_t HK = p.heads * p.key_dim, HV = p.heads * p.value_dim;
   w_in_ = ag::Var(Tensor::zeros({2 * HK + HV, d_model}), true);
   w_o_ = ag::Var(Tensor::zeros({d_model, HV}), true);
+  conv_ = ShortConv(2 * HK + HV, p.conv);
 }
 
 void LinearAttentionMixer::collect_params(const std::string& prefix, ParamList& out) {
   out.push_back({prefix + "w_in", &w_in_, true});
   out.push_back({prefix + "w_o", &w_o_, true});
+  conv_.collect_params(prefix, out);
 }
 
 void LinearAttentionMixer::init(const InitSpec& spec, uint64_t seed) {
   init_normal(w_in_.value(), spec.std, seed, 0);
   init_normal(w_o_.value(), spec.out_std, seed, 1);
+  conv_.init(seed, 2);
 }
 
 ag::Var LinearAttentionMixer::forward(const ag::Var& x, int64_t B, int64_t T, MixerState* state) {
   const int64_t H = p_.heads, K = p_.key_dim, V = p_.value_dim;
-  std::vector<ag::Var> parts = ag::split_cols(ag::linear(x, w_in_), {H * K, H * K, H * V});
+  auto* rs = static_cast<RecurrentState*>(state);
+  SPEEDLM_ASSERT(!rs || !ag::grad_enabled() || !x.requires_grad(), "linear attention with a state is inference only");
+  std::vector<ag::Var> parts = conv_.split_qkv(ag::linear(x, w_in_), {H * K, H * K, H * V}, B, T, rs);
   ag::Var q = parts[0], k = parts[1], v = parts[2];
   if (p_.feature_map == "elu") q = ag::elu_plus_one(q), k = ag::elu_plus_one(k);
   if (p_.normalize) v = ag::append_ones(v, H, V);
   ops::SimpleGlaDims d{B, T, H, K, state_value_dim()};
   ops::SimpleGlaParams op{0.0f, p_.chunk};
   ag::Var o;
-  if (state) {
-    SPEEDLM_ASSERT(!ag::grad_enabled() || !x.requires_grad(), "linear attention with a state is inference only");
-    auto& rs = static_cast<RecurrentState&>(*state);
-    o = ag::Var(simple_gla_with_state(q.value(), k.value(), v.value(), nullptr, d, op, rs.get("ssm")));
-    rs.advance(T);
+  if (rs) {
+    o = ag::Var(simple_gla_with_state(q.value(), k.value(), v.value(), nullptr, d, op, rs->get("ssm")));
+    rs->advance(T);
   } else {
     o = ag::simple_gla(q, k, v, ag::Var(), d, op);
   }
@@ -78,6 +82,7 @@ Tensor LinearAttentionMixer::step(const Tensor& x, MixerState& state) {
 std::unique_ptr<MixerState> LinearAttentionMixer::make_state(int64_t batch) const {
   auto s = std::make_unique<RecurrentState>();
   s->add("ssm", {batch, p_.heads, p_.key_dim, state_value_dim()});
+  conv_.add_state(*s, batch);
   return s;
 }
 

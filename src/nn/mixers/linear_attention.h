@@ -3,16 +3,19 @@
 // z_t = sum_{s<=t} phi(k_s), computed as one more value column of ones (simple_gla/README.md).
 // Config: {"type": "linear_attention", "heads": H, "key_dim": K (default d_model / H),
 //          "value_dim": V (default d_model / H), "feature_map": "elu" | "identity",
-//          "normalize": true, "chunk": 64}
-// Weights: w_in [2 H K + H V, D] (q | k | v rows), w_o [D, H V].
+//          "normalize": true, "chunk": 64, "conv": W (2..8; absent: none)}
+// With "conv", q | k | v go through a short conv + SiLU (short_conv.h) before the feature map.
+// Weights: w_in [2 H K + H V, D] (q | k | v rows), w_o [D, H V]; with conv: conv.weight [2 H K + H V, W],
+// conv.bias [2 H K + H V].
 #pragma once
 
 #include "nn/mixer.h"
+#include "nn/mixers/short_conv.h"
 
 namespace speedlm::nn {
 
 struct LinearAttentionMixerParams {
-  int64_t heads = 0, key_dim = 0, value_dim = 0, chunk = 64;
+  int64_t heads = 0, key_dim = 0, value_dim = 0, chunk = 64, conv = 0;
   std::string feature_map = "elu";
   bool normalize = true;
   static Result<LinearAttentionMixerParams> parse(const nlohmann::json& cfg, const std::string& path,
@@ -35,6 +38,7 @@ class LinearAttentionMixer final : public Mixer {
   LinearAttentionMixerParams p_;
   int64_t d_model_;
   ag::Var w_in_, w_o_;
+  ShortConv conv_;
 };
 
 }  // namespace speedlm::nn
