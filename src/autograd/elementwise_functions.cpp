@@ -22,6 +22,7 @@ Var unary(const Var& x, Fwd f, Deriv df) {
   const float* xv = x.value().f32();
   float* yv = y.value().f32();
   parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) {
+#pragma omp simd
     for (int64_t i = i0; i < i1; ++i) yv[i] = f(xv[i]);
   });
   if (y.requires_grad())
@@ -31,6 +32,7 @@ Var unary(const Var& x, Fwd f, Deriv df) {
       const float *xv = x.value().f32(), *dy = out->grad.f32();
       float* dx = d.target.f32();
       parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) {
+#pragma omp simd
         for (int64_t i = i0; i < i1; ++i) dx[i] = dy[i] * df(xv[i]);
       });
       commit(x, d);
@@ -127,9 +129,10 @@ Var log_sigmoid_gate(const Var& x, const Var& bias, float inv_norm) {
   // logsigmoid(u) = min(u, 0) - log1p(exp(-|u|)), finite for every u.
   parallel_for(N, std::max<int64_t>(1, 8192 / F), [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n)
+#pragma omp simd
       for (int64_t f = 0; f < F; ++f) {
         const float u = xv[n * F + f] + bv[f];
-        yv[n * F + f] = inv_norm * (std::min(u, 0.0f) - std::log1p(std::exp(-std::abs(u))));
+        yv[n * F + f] = inv_norm * (std::min(u, 0.0f) - log1p_f32(exp_f32(-std::abs(u))));
       }
   });
   if (y.requires_grad())
@@ -141,12 +144,14 @@ Var log_sigmoid_gate(const Var& x, const Var& bias, float inv_norm) {
       // d logsigmoid(u) / du = sigmoid(-u)
       parallel_for(N, std::max<int64_t>(1, 8192 / F), [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n)
+#pragma omp simd
           for (int64_t f = 0; f < F; ++f)
             gx[n * F + f] = dy[n * F + f] * inv_norm * sigmoid_f32(-(xv[n * F + f] + bv[f]));
       });
       if (bias.requires_grad()) {
         float* gb = bias.grad_buffer().f32();
         for (int64_t n = 0; n < N; ++n)
+#pragma omp simd
           for (int64_t f = 0; f < F; ++f) gb[f] += gx[n * F + f];
       }
       commit(x, dx);
@@ -157,8 +162,8 @@ Var log_sigmoid_gate(const Var& x, const Var& bias, float inv_norm) {
 
 Var elu_plus_one(const Var& x) {
   return unary(
-      x, [](float v) { return v > 0.0f ? v + 1.0f : std::exp(v); },
-      [](float v) { return v > 0.0f ? 1.0f : std::exp(v); });
+      x, [](float v) { return v > 0.0f ? v + 1.0f : exp_f32(std::min(v, 0.0f)); },
+      [](float v) { return v > 0.0f ? 1.0f : exp_f32(std::min(v, 0.0f)); });
 }
 
 Var relu_square(const Var& x) {
@@ -179,8 +184,9 @@ Var append_ones(const Var& v, int64_t H, int64_t V) {
     record([v, out = y.shared(), N, H, V] {
       if (!out->grad.defined()) return;
       GradSink d = grad_sink(v);
-      for (int64_t r = 0; r < N * H; ++r)
-        std::memcpy(d.target.f32() + r * V, out->grad.f32() + r * (V + 1), sizeof(float) * V);
+      const float* g = out->grad.f32();
+      float* dv = d.target.f32();
+      for (int64_t r = 0; r < N * H; ++r) std::memcpy(dv + r * V, g + r * (V + 1), sizeof(float) * V);
       commit(v, d);
       release(out);
     });
