@@ -339,7 +339,7 @@ Var group_norm_heads(const Var& x, int64_t H, const Var& w, const Var& b, float 
         for (int64_t j = 0; j < P; ++j) {
           const double g = dr[j] * wr[j];
           mg += g;
-          mgx += g * xr[j];
+          mgx = std::fma(g, static_cast<double>(xr[j]), mgx);  // as contracted before (see rwkv_bonus)
         }
 #pragma omp simd
         for (int64_t j = 0; j < P; ++j) {
@@ -392,7 +392,9 @@ Var rwkv_bonus(const Var& r, const Var& k, const Var& v, const Var& rk, int64_t 
       for (int64_t row = 0; row < N * H; ++row) {
         const int64_t f0 = (row % H) * P;
         float ds = 0.0f;
-        for (int64_t j = 0; j < P; ++j) ds += dy[row * P + j] * vv[row * P + j];
+        // Explicit fma, as the scalar loop contracted: split from the stores, this in-order
+        // reduction now vectorises and GCC would drop the contraction, changing the last bits.
+        for (int64_t j = 0; j < P; ++j) ds = std::fma(dy[row * P + j], vv[row * P + j], ds);
 #pragma omp simd
         for (int64_t j = 0; j < P; ++j) {
           const int64_t i = row * P + j;
