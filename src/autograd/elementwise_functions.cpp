@@ -48,9 +48,7 @@ Var reshape(const Var& x, Shape shape) {
   if (y.requires_grad())
     record([x, out = y.shared()] {
       if (!out->grad.defined()) return;
-      GradSink d = grad_sink(x);
-      std::memcpy(d.target.f32(), out->grad.f32(), sizeof(float) * out->grad.numel());
-      commit(x, d);
+      pass_through(x, out);
       release(out);
     });
   return y;
@@ -62,30 +60,54 @@ std::vector<Var> split_cols(const Var& x, const std::vector<int64_t>& widths) {
   for (int64_t w : widths) total += w;
   SPEEDLM_ASSERT(total == F, "split_cols: widths sum to {}, x has {} columns", total, F);
   const bool rg = needs_grad({&x});
+  const int64_t grain = std::max<int64_t>(1, 32768 / F);
   std::vector<Var> parts;
-  int64_t col = 0;
+  std::vector<std::shared_ptr<VarImpl>> outs;
+  std::vector<float*> dst;
   for (int64_t w : widths) {
-    Var part(Tensor::empty({N, w}), rg);
-    const float* src = x.value().f32();
-    float* dst = part.value().f32();
-    parallel_for(N, std::max<int64_t>(1, 32768 / w), [&](int64_t n0, int64_t n1) {
-      for (int64_t n = n0; n < n1; ++n) std::memcpy(dst + n * w, src + n * F + col, sizeof(float) * w);
-    });
-    if (rg)
-      // One closure per part: each adds its columns into x's gradient (zeroed on first use).
-      record([x, out = part.shared(), N, F, w, col] {
-        if (!out->grad.defined()) return;
-        float* dx = x.grad_buffer().f32();
-        const float* g = out->grad.f32();
-        parallel_for(N, std::max<int64_t>(1, 32768 / w), [&](int64_t n0, int64_t n1) {
-          for (int64_t n = n0; n < n1; ++n)
-            for (int64_t j = 0; j < w; ++j) dx[n * F + col + j] += g[n * w + j];
-        });
-        release(out);
-      });
-    parts.push_back(part);
-    col += w;
+    parts.emplace_back(Tensor::empty({N, w}), rg);
+    outs.push_back(parts.back().shared());
+    dst.push_back(parts.back().value().f32());
   }
+  const float* src = x.value().f32();
+  // One pass over x's rows, each row split into every part while it is in cache.
+  parallel_for(N, grain, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      const float* row = src + n * F;
+      for (size_t i = 0; i < widths.size(); ++i) {
+        std::memcpy(dst[i] + n * widths[i], row, sizeof(float) * widths[i]);
+        row += widths[i];
+      }
+    }
+  });
+  if (rg)
+    // One closure for all parts: when x has no gradient yet the parts' gradients are copied
+    // into a fresh buffer (zeros where a part has none) instead of added into zeros.
+    record([x, outs, widths, N, F, grain] {
+      bool any = false;
+      for (const auto& o : outs) any = any || o->grad.defined();
+      if (!any) return;
+      const bool fresh = !x.grad().defined();
+      if (fresh) x.impl()->grad = Tensor::empty(x.shape());
+      float* dx = x.grad().f32();
+      parallel_for(N, grain, [&](int64_t n0, int64_t n1) {
+        for (int64_t n = n0; n < n1; ++n) {
+          float* __restrict row = dx + n * F;
+          for (size_t i = 0; i < outs.size(); ++i) {
+            const int64_t w = widths[i];
+            const float* __restrict g = outs[i]->grad.defined() ? outs[i]->grad.f32() + n * w : nullptr;
+            if (fresh && g) std::memcpy(row, g, sizeof(float) * w);
+            else if (fresh) std::memset(row, 0, sizeof(float) * w);
+            else if (g) {
+#pragma omp simd
+              for (int64_t j = 0; j < w; ++j) row[j] += g[j];
+            }
+            row += w;
+          }
+        }
+      });
+      for (const auto& o : outs) release(o);
+    });
   return parts;
 }
 
