@@ -22,6 +22,7 @@ Var unary(const Var& x, Fwd f, Deriv df) {
   const float* xv = x.value().f32();
   float* yv = y.value().f32();
   parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) {
+#pragma omp simd
     for (int64_t i = i0; i < i1; ++i) yv[i] = f(xv[i]);
   });
   if (y.requires_grad())
@@ -31,6 +32,7 @@ Var unary(const Var& x, Fwd f, Deriv df) {
       const float *xv = x.value().f32(), *dy = out->grad.f32();
       float* dx = d.target.f32();
       parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) {
+#pragma omp simd
         for (int64_t i = i0; i < i1; ++i) dx[i] = dy[i] * df(xv[i]);
       });
       commit(x, d);
@@ -46,9 +48,7 @@ Var reshape(const Var& x, Shape shape) {
   if (y.requires_grad())
     record([x, out = y.shared()] {
       if (!out->grad.defined()) return;
-      GradSink d = grad_sink(x);
-      std::memcpy(d.target.f32(), out->grad.f32(), sizeof(float) * out->grad.numel());
-      commit(x, d);
+      pass_through(x, out);
       release(out);
     });
   return y;
@@ -60,30 +60,54 @@ std::vector<Var> split_cols(const Var& x, const std::vector<int64_t>& widths) {
   for (int64_t w : widths) total += w;
   SPEEDLM_ASSERT(total == F, "split_cols: widths sum to {}, x has {} columns", total, F);
   const bool rg = needs_grad({&x});
+  const int64_t grain = std::max<int64_t>(1, 32768 / F);
   std::vector<Var> parts;
-  int64_t col = 0;
+  std::vector<std::shared_ptr<VarImpl>> outs;
+  std::vector<float*> dst;
   for (int64_t w : widths) {
-    Var part(Tensor::empty({N, w}), rg);
-    const float* src = x.value().f32();
-    float* dst = part.value().f32();
-    parallel_for(N, std::max<int64_t>(1, 32768 / w), [&](int64_t n0, int64_t n1) {
-      for (int64_t n = n0; n < n1; ++n) std::memcpy(dst + n * w, src + n * F + col, sizeof(float) * w);
-    });
-    if (rg)
-      // One closure per part: each adds its columns into x's gradient (zeroed on first use).
-      record([x, out = part.shared(), N, F, w, col] {
-        if (!out->grad.defined()) return;
-        float* dx = x.grad_buffer().f32();
-        const float* g = out->grad.f32();
-        parallel_for(N, std::max<int64_t>(1, 32768 / w), [&](int64_t n0, int64_t n1) {
-          for (int64_t n = n0; n < n1; ++n)
-            for (int64_t j = 0; j < w; ++j) dx[n * F + col + j] += g[n * w + j];
-        });
-        release(out);
-      });
-    parts.push_back(part);
-    col += w;
+    parts.emplace_back(Tensor::empty({N, w}), rg);
+    outs.push_back(parts.back().shared());
+    dst.push_back(parts.back().value().f32());
   }
+  const float* src = x.value().f32();
+  // One pass over x's rows, each row split into every part while it is in cache.
+  parallel_for(N, grain, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      const float* row = src + n * F;
+      for (size_t i = 0; i < widths.size(); ++i) {
+        std::memcpy(dst[i] + n * widths[i], row, sizeof(float) * widths[i]);
+        row += widths[i];
+      }
+    }
+  });
+  if (rg)
+    // One closure for all parts: when x has no gradient yet the parts' gradients are copied
+    // into a fresh buffer (zeros where a part has none) instead of added into zeros.
+    record([x, outs, widths, N, F, grain] {
+      bool any = false;
+      for (const auto& o : outs) any = any || o->grad.defined();
+      if (!any) return;
+      const bool fresh = !x.grad().defined();
+      if (fresh) x.impl()->grad = Tensor::empty(x.shape());
+      float* dx = x.grad().f32();
+      parallel_for(N, grain, [&](int64_t n0, int64_t n1) {
+        for (int64_t n = n0; n < n1; ++n) {
+          float* __restrict row = dx + n * F;
+          for (size_t i = 0; i < outs.size(); ++i) {
+            const int64_t w = widths[i];
+            const float* __restrict g = outs[i]->grad.defined() ? outs[i]->grad.f32() + n * w : nullptr;
+            if (fresh && g) std::memcpy(row, g, sizeof(float) * w);
+            else if (fresh) std::memset(row, 0, sizeof(float) * w);
+            else if (g) {
+#pragma omp simd
+              for (int64_t j = 0; j < w; ++j) row[j] += g[j];
+            }
+            row += w;
+          }
+        }
+      });
+      for (const auto& o : outs) release(o);
+    });
   return parts;
 }
 
@@ -127,9 +151,10 @@ Var log_sigmoid_gate(const Var& x, const Var& bias, float inv_norm) {
   // logsigmoid(u) = min(u, 0) - log1p(exp(-|u|)), finite for every u.
   parallel_for(N, std::max<int64_t>(1, 8192 / F), [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n)
+#pragma omp simd
       for (int64_t f = 0; f < F; ++f) {
         const float u = xv[n * F + f] + bv[f];
-        yv[n * F + f] = inv_norm * (std::min(u, 0.0f) - std::log1p(std::exp(-std::abs(u))));
+        yv[n * F + f] = inv_norm * (std::min(u, 0.0f) - log1p_f32(exp_f32(-std::abs(u))));
       }
   });
   if (y.requires_grad())
@@ -141,12 +166,14 @@ Var log_sigmoid_gate(const Var& x, const Var& bias, float inv_norm) {
       // d logsigmoid(u) / du = sigmoid(-u)
       parallel_for(N, std::max<int64_t>(1, 8192 / F), [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n)
+#pragma omp simd
           for (int64_t f = 0; f < F; ++f)
             gx[n * F + f] = dy[n * F + f] * inv_norm * sigmoid_f32(-(xv[n * F + f] + bv[f]));
       });
       if (bias.requires_grad()) {
         float* gb = bias.grad_buffer().f32();
         for (int64_t n = 0; n < N; ++n)
+#pragma omp simd
           for (int64_t f = 0; f < F; ++f) gb[f] += gx[n * F + f];
       }
       commit(x, dx);
@@ -157,8 +184,8 @@ Var log_sigmoid_gate(const Var& x, const Var& bias, float inv_norm) {
 
 Var elu_plus_one(const Var& x) {
   return unary(
-      x, [](float v) { return v > 0.0f ? v + 1.0f : std::exp(v); },
-      [](float v) { return v > 0.0f ? 1.0f : std::exp(v); });
+      x, [](float v) { return v > 0.0f ? v + 1.0f : exp_f32(std::min(v, 0.0f)); },
+      [](float v) { return v > 0.0f ? 1.0f : exp_f32(std::min(v, 0.0f)); });
 }
 
 Var relu_square(const Var& x) {
@@ -179,8 +206,9 @@ Var append_ones(const Var& v, int64_t H, int64_t V) {
     record([v, out = y.shared(), N, H, V] {
       if (!out->grad.defined()) return;
       GradSink d = grad_sink(v);
-      for (int64_t r = 0; r < N * H; ++r)
-        std::memcpy(d.target.f32() + r * V, out->grad.f32() + r * (V + 1), sizeof(float) * V);
+      const float* g = out->grad.f32();
+      float* dv = d.target.f32();
+      for (int64_t r = 0; r < N * H; ++r) std::memcpy(dv + r * V, g + r * (V + 1), sizeof(float) * V);
       commit(v, d);
       release(out);
     });

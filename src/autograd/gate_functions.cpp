@@ -11,17 +11,24 @@ namespace speedlm::ag {
 
 namespace {
 
-float softplus(float u) { return u > 20.0f ? u : std::log1p(std::exp(u)); }
-float softplus_grad(float u) { return u > 20.0f ? 1.0f : sigmoid_f32(u); }
-
 // Adds column sums of g [N, F] into bias's gradient (in double: N is B*T).
 void add_col_sums(const Var& bias, const float* g, int64_t N, int64_t F) {
   if (!bias.requires_grad()) return;
-  std::vector<double> acc(F, 0.0);
+  std::vector<double> sums(F, 0.0);
+  double* __restrict acc = sums.data();
   for (int64_t n = 0; n < N; ++n)
+#pragma omp simd
     for (int64_t f = 0; f < F; ++f) acc[f] += g[n * F + f];
   float* gb = bias.grad_buffer().f32();
-  for (int64_t f = 0; f < F; ++f) gb[f] += static_cast<float>(acc[f]);
+  for (int64_t f = 0; f < F; ++f) gb[f] += static_cast<float>(sums[f]);
+}
+
+// exp of each element of a row vector ([H]), once per call instead of once per row.
+std::vector<float> exp_row(const Var& v) {
+  const float* p = v.value().f32();
+  std::vector<float> r(v.value().numel());
+  for (size_t i = 0; i < r.size(); ++i) r[i] = std::exp(p[i]);
+  return r;
 }
 
 }  // namespace
@@ -29,15 +36,18 @@ void add_col_sums(const Var& bias, const float* g, int64_t N, int64_t F) {
 Var sigmoid(const Var& x) {
   const int64_t n = x.value().numel();
   Var y(Tensor::empty(x.shape()), needs_grad({&x}));
-  const float* xv = x.value().f32();
-  float* yv = y.value().f32();
+  const float* __restrict xv = x.value().f32();
+  float* __restrict yv = y.value().f32();
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) yv[i] = sigmoid_f32(xv[i]);
   if (y.requires_grad())
     record([x, out = y.shared(), n] {
       if (!out->grad.defined()) return;
       GradSink d = grad_sink(x);
-      const float *yv = out->value.f32(), *dy = out->grad.f32();
-      for (int64_t i = 0; i < n; ++i) d.target.f32()[i] = dy[i] * yv[i] * (1.0f - yv[i]);
+      const float *__restrict yv = out->value.f32(), *__restrict dy = out->grad.f32();
+      float* __restrict dx = d.target.f32();
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * yv[i] * (1.0f - yv[i]);
       commit(x, d);
       release(out);
     });
@@ -49,14 +59,15 @@ Var l2norm_heads(const Var& x, int64_t H, float eps) {
   const int64_t K = x.dim(1) / H, rows = x.dim(0) * H;
   Var y(Tensor::empty(x.shape()), needs_grad({&x}));
   Tensor rstd = Tensor::empty({rows});
-  const float* xv = x.value().f32();
-  float* yv = y.value().f32();
+  const float* __restrict xv = x.value().f32();
+  float *__restrict yv = y.value().f32(), *__restrict rs = rstd.f32();
   parallel_for(rows, 256, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       float ss = 0.0f;
       for (int64_t j = 0; j < K; ++j) ss += xv[r * K + j] * xv[r * K + j];
       const float s = 1.0f / std::sqrt(ss + eps);
-      rstd.f32()[r] = s;
+      rs[r] = s;
+#pragma omp simd
       for (int64_t j = 0; j < K; ++j) yv[r * K + j] = xv[r * K + j] * s;
     }
   });
@@ -64,14 +75,15 @@ Var l2norm_heads(const Var& x, int64_t H, float eps) {
     record([x, rstd, rows, K, out = y.shared()] {
       if (!out->grad.defined()) return;
       GradSink d = grad_sink(x);
-      const float *yv = out->value.f32(), *dy = out->grad.f32();
-      float* dx = d.target.f32();
+      const float *__restrict yv = out->value.f32(), *__restrict dy = out->grad.f32(), *__restrict rs = rstd.f32();
+      float* __restrict dx = d.target.f32();
       // dx = rstd (dy - y <dy, y>)
       parallel_for(rows, 256, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
           float dot = 0.0f;
           for (int64_t j = 0; j < K; ++j) dot += dy[r * K + j] * yv[r * K + j];
-          for (int64_t j = 0; j < K; ++j) dx[r * K + j] = rstd.f32()[r] * (dy[r * K + j] - yv[r * K + j] * dot);
+#pragma omp simd
+          for (int64_t j = 0; j < K; ++j) dx[r * K + j] = rs[r] * (dy[r * K + j] - yv[r * K + j] * dot);
         }
       });
       commit(x, d);
@@ -84,17 +96,20 @@ Var softplus_bias(const Var& x, const Var& bias) {
   const int64_t N = x.dim(0), F = x.dim(1);
   SPEEDLM_ASSERT(bias.value().numel() == F, "softplus_bias: bias {} for {} columns", bias.value().numel(), F);
   Var y(Tensor::empty(x.shape()), needs_grad({&x, &bias}));
-  const float *xv = x.value().f32(), *bv = bias.value().f32();
+  const float *__restrict xv = x.value().f32(), *__restrict bv = bias.value().f32();
+  float* __restrict yv = y.value().f32();
   for (int64_t n = 0; n < N; ++n)
-    for (int64_t f = 0; f < F; ++f) y.value().f32()[n * F + f] = softplus(xv[n * F + f] + bv[f]);
+#pragma omp simd
+    for (int64_t f = 0; f < F; ++f) yv[n * F + f] = softplus_f32(xv[n * F + f] + bv[f]);
   if (y.requires_grad())
     record([x, bias, N, F, out = y.shared()] {
       if (!out->grad.defined()) return;
       GradSink d = grad_sink(x);
-      const float *xv = x.value().f32(), *bv = bias.value().f32(), *dy = out->grad.f32();
-      float* dx = d.target.f32();
+      const float *__restrict xv = x.value().f32(), *__restrict bv = bias.value().f32(), *__restrict dy = out->grad.f32();
+      float* __restrict dx = d.target.f32();
       for (int64_t n = 0; n < N; ++n)
-        for (int64_t f = 0; f < F; ++f) dx[n * F + f] = dy[n * F + f] * softplus_grad(xv[n * F + f] + bv[f]);
+#pragma omp simd
+        for (int64_t f = 0; f < F; ++f) dx[n * F + f] = dy[n * F + f] * sigmoid_f32(xv[n * F + f] + bv[f]);
       add_col_sums(bias, dx, N, F);
       commit(x, d);
       release(out);
@@ -105,12 +120,17 @@ Var softplus_bias(const Var& x, const Var& bias) {
 Var neg_exp(const Var& x) {
   const int64_t n = x.value().numel();
   Var y(Tensor::empty(x.shape()), needs_grad({&x}));
-  for (int64_t i = 0; i < n; ++i) y.value().f32()[i] = -std::exp(x.value().f32()[i]);
+  const float* __restrict xv = x.value().f32();
+  float* __restrict yv = y.value().f32();
+  for (int64_t i = 0; i < n; ++i) yv[i] = -std::exp(xv[i]);
   if (y.requires_grad())
     record([x, n, out = y.shared()] {
       if (!out->grad.defined()) return;
       GradSink d = grad_sink(x);
-      for (int64_t i = 0; i < n; ++i) d.target.f32()[i] = out->grad.f32()[i] * out->value.f32()[i];
+      const float *__restrict dy = out->grad.f32(), *__restrict yv = out->value.f32();
+      float* __restrict dx = d.target.f32();
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * yv[i];
       commit(x, d);
       release(out);
     });
@@ -121,22 +141,26 @@ Var gdn_gate(const Var& a, const Var& dt_bias, const Var& a_log) {
   const int64_t N = a.dim(0), H = a.dim(1);
   SPEEDLM_ASSERT(dt_bias.value().numel() == H && a_log.value().numel() == H, "gdn_gate: {} heads", H);
   Var y(Tensor::empty(a.shape()), needs_grad({&a, &dt_bias, &a_log}));
-  const float *av = a.value().f32(), *bv = dt_bias.value().f32(), *lv = a_log.value().f32();
+  const float *__restrict av = a.value().f32(), *__restrict bv = dt_bias.value().f32();
+  const std::vector<float> A = exp_row(a_log);
+  float* __restrict yv = y.value().f32();
   for (int64_t n = 0; n < N; ++n)
-    for (int64_t h = 0; h < H; ++h) y.value().f32()[n * H + h] = -std::exp(lv[h]) * softplus(av[n * H + h] + bv[h]);
+#pragma omp simd
+    for (int64_t h = 0; h < H; ++h) yv[n * H + h] = -A[h] * softplus_f32(av[n * H + h] + bv[h]);
   if (y.requires_grad())
     record([a, dt_bias, a_log, N, H, out = y.shared()] {
       if (!out->grad.defined()) return;
       GradSink d = grad_sink(a);
-      const float *av = a.value().f32(), *bv = dt_bias.value().f32(), *lv = a_log.value().f32();
-      const float *yv = out->value.f32(), *dy = out->grad.f32();
-      float* da = d.target.f32();
+      const float *__restrict av = a.value().f32(), *__restrict bv = dt_bias.value().f32();
+      const float *__restrict yv = out->value.f32(), *__restrict dy = out->grad.f32();
+      const std::vector<float> A = exp_row(a_log);
+      float* __restrict da = d.target.f32();
       // dg/du = -exp(A_log) softplus'(u);  dg/dA_log = g.
       std::vector<double> dl(H, 0.0);
       for (int64_t n = 0; n < N; ++n)
         for (int64_t h = 0; h < H; ++h) {
           const int64_t i = n * H + h;
-          da[i] = -dy[i] * std::exp(lv[h]) * softplus_grad(av[i] + bv[h]);
+          da[i] = -dy[i] * A[h] * sigmoid_f32(av[i] + bv[h]);
           dl[h] += static_cast<double>(dy[i]) * yv[i];
         }
       add_col_sums(dt_bias, da, N, H);

@@ -23,6 +23,15 @@ inline void commit(const Var& v, const GradSink& s) {
   if (!s.fresh) ops::add_fast_inplace(v.grad().f32(), s.target.f32(), s.target.numel());
 }
 
+// For an input whose gradient is the output's unchanged (up to its shape): adopts the output's
+// gradient buffer when the input has none yet (no copy), else adds it. Call it after the last
+// read of out->grad.
+inline void pass_through(const Var& v, const std::shared_ptr<VarImpl>& out) {
+  if (!v.requires_grad()) return;
+  if (!v.grad().defined()) v.impl()->grad = out->grad.reshape(v.shape());
+  else ops::add_fast_inplace(v.grad().f32(), out->grad.f32(), out->grad.numel());
+}
+
 // The output's gradient is consumed once; free it as soon as its closure ran.
 inline void release(const std::shared_ptr<VarImpl>& out) { out->grad = Tensor(); }
 
