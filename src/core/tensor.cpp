@@ -1,5 +1,7 @@
 #include "speedlm/tensor.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -11,7 +13,6 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "core/huge_pages.h"
 #include "core/parallel.h"
 #include "core/tensor_bytes.h"
 
@@ -81,7 +82,8 @@ class StoragePool {
       return p;
     }
     while (out_ + cached_ > 2 * max_out_ && !lru_.empty()) evict_oldest();
-    return map_pages(bytes);
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
   }
   void put(void* p, size_t bytes) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -107,7 +109,7 @@ class StoragePool {
     same.erase(same.begin());
     lru_.pop_front();
     cached_ -= e.bytes;
-    unmap_pages(e.p, e.bytes);
+    munmap(e.p, e.bytes);
   }
 
   std::mutex mu_;

@@ -5,7 +5,6 @@
 #include <initializer_list>
 #include <vector>
 
-#include "core/huge_pages.h"
 #include "core/parallel.h"
 #include "core/simd_math.h"
 #include "ops/linear/common/prefetch.h"
@@ -107,10 +106,11 @@ int64_t grain_for(double flops_per_task) { return std::max<int64_t>(1, static_ca
 
 // The calling thread's workspace of at least n floats, kept across calls (contents undefined): the
 // backward's saved states are megabytes at long T, and a fresh buffer per call costs its page
-// faults and zeroing, ~10% of a T = 16k fwd+bwd. On 2 MiB pages (core/huge_pages.h).
+// faults and zeroing, ~10% of a T = 16k fwd+bwd.
 float* thread_workspace(int64_t n) {
-  thread_local ScratchBuffer w;
-  return w.floats(n);
+  thread_local std::vector<float> w;
+  if (static_cast<int64_t>(w.size()) < n) w.resize(static_cast<size_t>(n));
+  return w.data();
 }
 
 // Every (b, h, chunk) task, threaded, each thread with its own workspace of `ws` floats.

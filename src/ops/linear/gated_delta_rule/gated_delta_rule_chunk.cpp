@@ -6,10 +6,14 @@
 // Only non-positive exponents are ever formed (G is the chunk-local cumsum, exp(G_i - G_j), j <= i).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <vector>
 
-#include "core/huge_pages.h"
+#include <sys/mman.h>
+
 #include "core/parallel.h"
 #include "core/simd_math.h"
 #include "ops/linear/common/prefetch.h"
@@ -136,12 +140,27 @@ struct Saved {
 };
 
 // The calling thread's storage for Saved, at least n floats, kept across calls (contents
-// undefined) and on 2 MiB pages (core/huge_pages.h): it is megabytes per head at long T, written
-// and read back a chunk at a time, and on 4 KiB pages its TLB misses cost ~10% of a T = 4096
-// fwd + bwd (measured; a fresh buffer per call would also fault its pages in each time).
+// undefined) and backed by 2 MiB pages where the kernel allows: it is megabytes per head at long
+// T, written and read back a chunk at a time, and on 4 KiB pages its TLB misses cost ~10% of a
+// T = 4096 fwd + bwd (measured; a fresh buffer per call would also fault its pages in each time).
 float* saved_workspace(int64_t n) {
-  thread_local ScratchBuffer buf;
-  return buf.floats(n);
+  constexpr size_t kHuge = size_t{2} << 20;
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<float, Free> buf;
+  thread_local size_t bytes = 0;
+  const size_t want = (static_cast<size_t>(n) * sizeof(float) + kHuge - 1) / kHuge * kHuge;
+  if (want > bytes) {
+    auto* p = static_cast<float*>(std::aligned_alloc(kHuge, want));
+    if (!p) throw std::bad_alloc();
+    buf.reset(p);
+    bytes = want;
+#ifdef MADV_HUGEPAGE
+    madvise(buf.get(), bytes, MADV_HUGEPAGE);
+#endif
+  }
+  return buf.get();
 }
 
 struct FwdWork {

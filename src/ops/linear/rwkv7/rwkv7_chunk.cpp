@@ -14,7 +14,6 @@
 #include <utility>
 #include <vector>
 
-#include "core/huge_pages.h"
 #include "core/parallel.h"
 #include "core/simd_math.h"
 #include "ops/linear/common/prefetch.h"
@@ -204,14 +203,8 @@ void unit_lower_inverse(const float* Aab, int64_t c, int64_t C, float* T) {
 }
 
 // What the backward keeps per head: entering states, SA rows and the inverses.
-// One head's forward factors for the backward, on 2 MiB pages kept across calls
-// (core/huge_pages.h): megabytes per head at long T.
 struct Saved {
-  ScratchBuffer S_pages, sa_pages, T_pages;
-  float *S = nullptr, *sa = nullptr, *T = nullptr;  // [N + 1, K, V], [T, V], [N, C, C]
-  void reserve(const Rwkv7Dims& d, int64_t N, int64_t C) {
-    S = S_pages.floats((N + 1) * d.K * d.V), sa = sa_pages.floats(d.T * d.V), T = T_pages.floats(N * C * C);
-  }
+  Buf S, sa, T;  // [N + 1, K, V], [T, V], [N, C, C]
 };
 
 struct FwdWork {
@@ -508,7 +501,7 @@ void rwkv7_chunk_bwd(const Rwkv7Params& p, const Rwkv7Dims& d, const float* q, c
       for (int64_t bh = g0; bh < g1; ++bh) {
         heads.emplace_back(p, d, q, w, k, v, a, b, bh);
         Saved& sv = saved[bh - g0];
-        sv.reserve(d, N, C);
+        sv.S.resize((N + 1) * KV), sv.sa.resize(d.T * d.V), sv.T.resize(N * C * C);
         for (int64_t x = 0; x < KV; ++x) {
           sv.S[x] = h0 ? h0[bh * KV + x] : 0.0f;
           dS[(bh - g0) * KV + x] = d_ht ? d_ht[bh * KV + x] : 0.0f;
