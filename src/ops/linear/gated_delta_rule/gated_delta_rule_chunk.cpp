@@ -12,7 +12,6 @@
 #include <new>
 #include <vector>
 
-#include <sys/mman.h>
 
 #include "core/parallel.h"
 #include "core/simd_math.h"
@@ -140,25 +139,22 @@ struct Saved {
 };
 
 // The calling thread's storage for Saved, at least n floats, kept across calls (contents
-// undefined) and backed by 2 MiB pages where the kernel allows: it is megabytes per head at long
-// T, written and read back a chunk at a time, and on 4 KiB pages its TLB misses cost ~10% of a
-// T = 4096 fwd + bwd (measured; a fresh buffer per call would also fault its pages in each time).
+// undefined): it is megabytes per head at long T, and a fresh buffer per call would fault its
+// pages in each time. Ordinary pages: advising 2 MiB pages (MADV_HUGEPAGE) measured 4% faster at
+// T = 4096 but 38% slower at T = 16384 on this machine (docs/BENCHMARKS.md, delta-rule section).
 float* saved_workspace(int64_t n) {
-  constexpr size_t kHuge = size_t{2} << 20;
+  constexpr size_t kAlign = 64;
   struct Free {
     void operator()(float* p) const { std::free(p); }
   };
   thread_local std::unique_ptr<float, Free> buf;
   thread_local size_t bytes = 0;
-  const size_t want = (static_cast<size_t>(n) * sizeof(float) + kHuge - 1) / kHuge * kHuge;
+  const size_t want = (static_cast<size_t>(n) * sizeof(float) + kAlign - 1) / kAlign * kAlign;
   if (want > bytes) {
-    auto* p = static_cast<float*>(std::aligned_alloc(kHuge, want));
+    auto* p = static_cast<float*>(std::aligned_alloc(kAlign, want));
     if (!p) throw std::bad_alloc();
     buf.reset(p);
     bytes = want;
-#ifdef MADV_HUGEPAGE
-    madvise(buf.get(), bytes, MADV_HUGEPAGE);
-#endif
   }
   return buf.get();
 }
