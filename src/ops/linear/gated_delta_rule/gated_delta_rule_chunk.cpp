@@ -16,6 +16,7 @@
 #include "core/parallel.h"
 #include "core/simd_math.h"
 #include "ops/linear/common/prefetch.h"
+#include "ops/linear/common/row_copy.h"
 #include "ops/linear/common/small_gemm.h"
 #include "ops/linear/gated_delta_rule/gated_delta_rule.h"
 
@@ -64,11 +65,11 @@ struct Head {
   // masked to <= 0 before exp (never exp(-G) alone).
   int64_t gather(int64_t n, bool with_q = true) {
     const int64_t t0 = n * C, c = rows(n), K = d.K, V = d.V, HK = d.H * K, HV = d.H * V;
+    if (with_q) copy_rows(qc.data(), K, q + t0 * HK, HK, c, K);
+    copy_rows(kc.data(), K, k + t0 * HK, HK, c, K);
+    copy_rows(vc.data(), V, v + t0 * HV, HV, c, V);
     float acc = 0.0f;
     for (int64_t t = 0; t < c; ++t) {
-      if (with_q) std::memcpy(&qc[t * K], q + (t0 + t) * HK, sizeof(float) * K);
-      std::memcpy(&kc[t * K], k + (t0 + t) * HK, sizeof(float) * K);
-      std::memcpy(&vc[t * V], v + (t0 + t) * HV, sizeof(float) * V);
       bc[t] = beta[(t0 + t) * d.H];
       acc += g ? g[(t0 + t) * d.H] : 0.0f;
       G[t] = acc;
@@ -294,7 +295,7 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
   float *__restrict dq = gr.dq + t0 * HK, *__restrict dk = gr.dk + t0 * HK, *__restrict kb = ws.kb.data();
   float *__restrict vb = ws.vb.data(), *__restrict X = ws.X.data(), *__restrict Y = ws.Y.data();
   float *E = ws.E.data(), *P = ws.P.data(), *__restrict dG = ws.dG.data(), *__restrict db = ws.db.data();
-  for (int64_t i = 0; i < c; ++i) std::memcpy(&dO[i * V], d_o + (t0 + i) * HV, sizeof(float) * V);
+  copy_rows(dO, V, d_o + t0 * HV, HV, c, V);
   std::fill(dG, dG + c, 0.0f);
   std::fill(db, db + c, 0.0f);
 
