@@ -19,6 +19,22 @@ void add_col_sums(const Var& w, const std::vector<double>& acc) {
   for (size_t f = 0; f < acc.size(); ++f) gw[f] += static_cast<float>(acc[f]);
 }
 
+// The backward of y = x * w with w [F] broadcast over the rows of x [N, F]: dx = dy * w, and the
+// column sums of dy * x (accumulated in double, rows in order) for w's gradient.
+std::vector<double> row_scale_grads(const float* __restrict dy, const float* __restrict x, const float* __restrict w,
+                                    int64_t N, int64_t F, float* __restrict dx) {
+  std::vector<double> acc(F, 0.0);
+  double* __restrict dw = acc.data();
+  for (int64_t n = 0; n < N; ++n)
+#pragma omp simd
+    for (int64_t f = 0; f < F; ++f) {
+      const int64_t i = n * F + f;
+      dx[i] = dy[i] * w[f];
+      dw[f] += dy[i] * x[i];
+    }
+  return acc;
+}
+
 void check_row(const Var& x, const Var& w, const char* what) {
   SPEEDLM_ASSERT(w.value().numel() == x.dim(1), "{}: row of {} for {} columns", what, w.value().numel(), x.dim(1));
 }
@@ -116,17 +132,7 @@ Var mul_row(const Var& x, const Var& w) {
       if (!out->grad.defined()) return;
       GradSink gx = grad_sink(x);
       const float *__restrict xv = x.value().f32(), *__restrict wv = w.value().f32(), *__restrict dy = out->grad.f32();
-      float* __restrict dx = gx.target.f32();
-      std::vector<double> acc(F, 0.0);
-      double* __restrict dw = acc.data();
-      for (int64_t n = 0; n < N; ++n)
-#pragma omp simd
-        for (int64_t f = 0; f < F; ++f) {
-          const int64_t i = n * F + f;
-          dx[i] = dy[i] * wv[f];
-          dw[f] += dy[i] * xv[i];
-        }
-      add_col_sums(w, acc);
+      add_col_sums(w, row_scale_grads(dy, xv, wv, N, F, gx.target.f32()));
       commit(x, gx);
       release(out);
     });
@@ -148,17 +154,7 @@ Var addcmul_row(const Var& x, const Var& d, const Var& mu) {
       if (!out->grad.defined()) return;
       const float *__restrict dv = d.value().f32(), *__restrict mv = mu.value().f32(), *__restrict dy = out->grad.f32();
       GradSink gd = grad_sink(d);
-      float* __restrict dd = gd.target.f32();
-      std::vector<double> acc(F, 0.0);
-      double* __restrict dmu = acc.data();
-      for (int64_t n = 0; n < N; ++n)
-#pragma omp simd
-        for (int64_t f = 0; f < F; ++f) {
-          const int64_t i = n * F + f;
-          dd[i] = dy[i] * mv[f];
-          dmu[f] += dy[i] * dv[i];
-        }
-      add_col_sums(mu, acc);
+      add_col_sums(mu, row_scale_grads(dy, dv, mv, N, F, gd.target.f32()));
       commit(d, gd);
       pass_through(x, out);  // dx = dy
       release(out);
