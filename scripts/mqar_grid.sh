@@ -5,7 +5,8 @@
 # of scored queries, T/16 per sequence, whatever the machine's load) in batches of 2048 tokens
 # (32 sequences at T = 64, 16 at 128, 8 at 256: the same number of optimizer steps at every T),
 # one thread per run; as in Zoology, a run stops once its validation accuracy reaches 0.99
-# (checked every 5% of the budget).
+# (checked every 5% of the budget). The configs set the recipe (docs/ARENA.md, "The recipe, and
+# why"): lr 3e-3 with the warmup-stable-decay schedule, a short conv in every recurrent family.
 # Each cell is one `speedlm arena` run into runs/mqar_grid/cells/<config>_T<T>_d<d>/, JOBS of
 # them at a time (default 2, one per core). A finished cell is kept, so an interrupted grid
 # resumes where it stopped; scripts/mqar_grid_report.py then merges every cell's arena.csv into
