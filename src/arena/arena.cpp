@@ -133,7 +133,8 @@ std::string notes(const ArenaOptions& opt) {
   n += fmt::format("- Training: each run trains for the budget ({}) from seed {} with AdamW (betas, weight decay "
                    "and clipping from the config's train section), its peak learning rate with 5% warmup, then the "
                    "decay of the config's train.schedule (cosine by default; wsd: the peak held until the last "
-                   "train.decay_fraction of the budget, then linear) down to train.min_lr_ratio, batches of {} sequences. Train tok/s leaves out the first 2 steps.\n",
+                   "train.decay_fraction of the budget, then linear) down to train.min_lr_ratio, batches of {} "
+                   "sequences. Train tok/s leaves out the first 2 steps.\n",
                    opt.budget, opt.seed,
                    opt.batch_size > 0 ? fmt::format("{}", opt.batch_size)
                    : opt.task == "lm" ? std::string("the config's train.batch_size") : fmt::format("{}", kTaskBatch));
