@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "models/config.h"
+#include "nn/mixers/attention.h"
 #include "tiny_model.h"
 #include "train/train_config.h"
 
@@ -96,6 +97,25 @@ TEST(ModelConfig, DeltaRuleAndSsmMixerErrorsNamePathAndValue) {
   EXPECT_EQ(with_mixer(R"({"type": "rwkv7", "head_dim": 12})"),
             "[config] mixers.attn.head_dim = 12: must divide d_model (32)");
   EXPECT_EQ(with_mixer(R"({"type": "gated_deltanet", "heads": 4, "head_dim": 8})"), "");
+}
+
+TEST(ModelConfig, AttentionHeadsFromHeadDim) {
+  auto with_mixer = [](const char* mixer) {
+    auto j = testing::tiny_config_json();  // d_model 32
+    j["mixers"]["attn"] = nlohmann::json::parse(mixer);
+    return error_of(j);
+  };
+  EXPECT_EQ(with_mixer(R"({"type": "attention", "head_dim": 8})"), "");
+  nn::AttentionMixerParams p =
+      nn::AttentionMixerParams::parse(nlohmann::json::parse(R"({"type": "attention", "head_dim": 8})"), "m", 32).value();
+  EXPECT_EQ(p.heads, 4);
+  EXPECT_EQ(p.kv_heads, 4);
+  EXPECT_EQ(p.head_dim, 8);
+  EXPECT_EQ(with_mixer(R"({"type": "attention", "head_dim": 12})"),
+            "[config] mixers.attn.head_dim = 12: must divide d_model (32)");
+  EXPECT_EQ(with_mixer(R"({"type": "attention", "heads": 3})"),
+            "[config] mixers.attn.head_dim: required when heads (3) does not divide d_model (32)");
+  EXPECT_EQ(with_mixer(R"({"type": "attention"})"), "[config] mixers.attn.heads: required key is missing (or give head_dim)");
 }
 
 TEST(ModelConfig, ShortConvErrorsNamePathAndValue) {

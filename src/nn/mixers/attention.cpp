@@ -16,13 +16,24 @@ Result<AttentionMixerParams> AttentionMixerParams::parse(const nlohmann::json& c
   JsonFields f(cfg, path);
   std::string type;
   SPEEDLM_TRY(f.get_string("type", type, {"attention"}, true));
-  SPEEDLM_TRY(f.get_int("heads", p.heads, 1, 4096, true));
+  // heads and head_dim: either, or both; given one, the other makes heads x head_dim = d_model.
+  SPEEDLM_TRY(f.get_int("heads", p.heads, 1, 4096));
+  SPEEDLM_TRY(f.get_int("head_dim", p.head_dim, 2, 1024));
+  if (p.heads == 0 && p.head_dim == 0) return f.error("heads", ": required key is missing (or give head_dim)");
+  if (p.heads == 0) {
+    if (d_model % p.head_dim != 0)
+      return f.error("head_dim", fmt::format(" = {}: must divide d_model ({})", p.head_dim, d_model));
+    p.heads = d_model / p.head_dim;
+  }
+  if (p.head_dim == 0) {
+    if (d_model % p.heads != 0)
+      return f.error("head_dim", fmt::format(": required when heads ({}) does not divide d_model ({})", p.heads, d_model));
+    p.head_dim = d_model / p.heads;
+  }
   p.kv_heads = p.heads;
   SPEEDLM_TRY(f.get_int("kv_heads", p.kv_heads, 1, 4096));
   if (p.heads % p.kv_heads != 0)
     return f.error("kv_heads", fmt::format(" = {}: heads ({}) must be a multiple of it", p.kv_heads, p.heads));
-  p.head_dim = d_model % p.heads == 0 ? d_model / p.heads : 0;
-  SPEEDLM_TRY(f.get_int("head_dim", p.head_dim, 2, 1024, p.head_dim == 0));
   if (p.head_dim % 2 != 0) return f.error("head_dim", fmt::format(" = {}: must be even (RoPE pairs)", p.head_dim));
   SPEEDLM_TRY(f.get_float("rope_theta", p.rope_theta, 1.0, 1e9));
   SPEEDLM_TRY(f.get_int("window", p.window, 0, int64_t{1} << 30));

@@ -1,6 +1,7 @@
 // Causal self-attention with GQA/MQA and RoPE (Llama-style, no biases).
 // Config: {"type": "attention", "heads": H, "kv_heads": KVH (default H),
-//          "head_dim": Dh (default d_model / H), "rope_theta": 10000,
+//          "head_dim": Dh (default d_model / H; given without heads, H = d_model / Dh),
+//          "rope_theta": 10000,
 //          "window": W (default 0 = none; a query sees itself and the W - 1 keys before it),
 //          "softcap": c (default 0 = none; scores s -> c tanh(s / c)),
 //          "sinks": false (a learned logit per head that joins the softmax denominator),
