@@ -39,5 +39,9 @@ export -f run_cell
 # Shortest sequences first, every family, so that an interrupted grid has whole columns.
 for T in 64 128 256; do for d in 64 128; do for c in "${CONFIGS[@]}"; do echo "$c $T $d"; done; done; done |
   xargs -P "${JOBS:-2}" -L 1 bash -c 'run_cell "$@"' _ || status=$?
-python3 scripts/mqar_grid_report.py "$OUT"/cells/*/arena.csv --out "$OUT"
+# Debian's python3 first: it has python3-matplotlib (install_deps.sh) where a python3 earlier on
+# PATH (pyenv, a venv) may not, and the report then leaves out the plot.
+PY=python3
+/usr/bin/python3 -c 'import matplotlib' 2>/dev/null && PY=/usr/bin/python3
+"$PY" scripts/mqar_grid_report.py "$OUT"/cells/*/arena.csv --out "$OUT"
 exit "${status:-0}"
