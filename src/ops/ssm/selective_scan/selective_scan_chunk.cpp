@@ -34,6 +34,13 @@ Unit unit_of(const SelectiveScanDims& d, int64_t i) {
 
 int64_t units(const SelectiveScanDims& d) { return d.B * ((d.D + kBlock - 1) / kBlock); }
 
+int64_t segments(const SelectiveScanParams& p, const SelectiveScanDims& d) { return (d.T + p.chunk - 1) / p.chunk; }
+
+// Checkpoint s (state entering token s * chunk) of unit i: [N, kBlock] in a [units, segments + 1] grid.
+int64_t ckpt_offset(const SelectiveScanParams& p, const SelectiveScanDims& d, int64_t i, int64_t s) {
+  return (i * (segments(p, d) + 1) + s) * d.N * kBlock;
+}
+
 // [.., D, N] rows d0..d0+w of `src` (null = zeros) -> [N, kBlock], zero-padded; `dst` the reverse.
 void to_lanes(const Unit& un, int64_t N, const float* src, float* out) {
   std::fill_n(out, N * kBlock, 0.0f);
@@ -139,9 +146,27 @@ void unit_bwd(const SelectiveScanDims& d, const Unit& un, int64_t t0, int64_t le
 
 }  // namespace
 
+int64_t selective_scan_chunk_ckpt_floats(const SelectiveScanParams& p, const SelectiveScanDims& d) {
+  return ckpt_offset(p, d, units(d), 0);
+}
+
 void selective_scan_chunk_fwd(const SelectiveScanParams& p, const SelectiveScanDims& d, const float* u,
                               const float* delta, const float* A, const float* Bm, const float* Cm,
                               const float* Dskip, const float* h0, float* y, float* ht) {
+  selective_scan_chunk_fwd_ckpt(p, d, u, delta, A, Bm, Cm, Dskip, h0, y, ht, nullptr);
+}
+
+void selective_scan_chunk_bwd(const SelectiveScanParams& p, const SelectiveScanDims& d, const float* u,
+                              const float* delta, const float* A, const float* Bm, const float* Cm,
+                              const float* Dskip, const float* h0, const float* d_y, const float* d_ht,
+                              const SelectiveScanGrads<float>& g) {
+  selective_scan_chunk_bwd_ckpt(p, d, u, delta, A, Bm, Cm, Dskip, h0, d_y, d_ht, g, nullptr);
+}
+
+// ckpt null: no checkpoints kept.
+void selective_scan_chunk_fwd_ckpt(const SelectiveScanParams& p, const SelectiveScanDims& d, const float* u,
+                                   const float* delta, const float* A, const float* Bm, const float* Cm,
+                                   const float* Dskip, const float* h0, float* y, float* ht, float* ckpt) {
   const int64_t N = d.N, S = N * kBlock;
   parallel_for(units(d), 1, [&](int64_t lo, int64_t hi) {
     const int64_t nu = hi - lo;
@@ -150,6 +175,7 @@ void selective_scan_chunk_fwd(const SelectiveScanParams& p, const SelectiveScanD
       const Unit un = unit_of(d, i);
       to_lanes(un, N, A, &At[(i - lo) * S]);
       to_lanes(un, N, h0 ? h0 + un.b * d.D * N : nullptr, &h[(i - lo) * S]);
+      if (ckpt) std::copy_n(&h[(i - lo) * S], S, ckpt + ckpt_offset(p, d, i, 0));
     }
     Row r;
     alignas(64) float acc[kBlock];
@@ -165,6 +191,7 @@ void selective_scan_chunk_fwd(const SelectiveScanParams& p, const SelectiveScanD
           for (int64_t c = 0; c < un.w; ++c)
             y[x0 + un.d0 + c] = acc[c] + (Dskip ? Dskip[un.d0 + c] * r.x[c] : 0.0f);
         }
+        if (ckpt) std::copy_n(hu, S, ckpt + ckpt_offset(p, d, i, t0 / p.chunk + 1));
       }
     for (int64_t i = lo; i < hi; ++i) {
       const Unit un = unit_of(d, i);
@@ -173,11 +200,12 @@ void selective_scan_chunk_fwd(const SelectiveScanParams& p, const SelectiveScanD
   });
 }
 
-void selective_scan_chunk_bwd(const SelectiveScanParams& p, const SelectiveScanDims& d, const float* u,
-                              const float* delta, const float* A, const float* Bm, const float* Cm,
-                              const float* Dskip, const float* h0, const float* d_y, const float* d_ht,
-                              const SelectiveScanGrads<float>& g) {
-  const int64_t N = d.N, C = p.chunk, n_seg = (d.T + C - 1) / C, S = N * kBlock;
+// saved null: the checkpoints come from a pass of this backward's own.
+void selective_scan_chunk_bwd_ckpt(const SelectiveScanParams& p, const SelectiveScanDims& d, const float* u,
+                                   const float* delta, const float* A, const float* Bm, const float* Cm,
+                                   const float* Dskip, const float* h0, const float* d_y, const float* d_ht,
+                                   const SelectiveScanGrads<float>& g, const float* saved) {
+  const int64_t N = d.N, C = p.chunk, n_seg = segments(p, d), S = N * kBlock;
   // fill_n, not memset: with T = 0 these buffers may be null.
   std::fill_n(g.dA, d.D * N, float{0});
   std::fill_n(g.dB, d.B * d.T * N, float{0});
@@ -191,24 +219,27 @@ void selective_scan_chunk_bwd(const SelectiveScanParams& p, const SelectiveScanD
   std::vector<Partial> parts(units(d));
   parallel_for(units(d), 1, [&](int64_t lo, int64_t hi) {
     const int64_t nu = hi - lo;
-    std::vector<float> At(nu * S), ckpt(nu * (n_seg + 1) * S), states((C + 1) * S), decay(C * S), dh(nu * S),
-        dA_lanes(S), dD_lanes(kBlock);
-    auto ck = [&](int64_t i, int64_t s) { return &ckpt[((i - lo) * (n_seg + 1) + s) * S]; };
+    std::vector<float> At(nu * S), own(saved ? 0 : nu * (n_seg + 1) * S), states((C + 1) * S), decay(C * S),
+        dh(nu * S), dA_lanes(S), dD_lanes(kBlock);
+    auto own_ck = [&](int64_t i, int64_t s) { return &own[((i - lo) * (n_seg + 1) + s) * S]; };
+    auto ck = [&](int64_t i, int64_t s) -> const float* {
+      return saved ? saved + ckpt_offset(p, d, i, s) : own_ck(i, s);
+    };
     Partial& part = parts[lo];
     part = {std::vector<float>(d.D * N, 0.0f), std::vector<float>(d.B * d.T * N, 0.0f),
             std::vector<float>(d.B * d.T * N, 0.0f), std::vector<float>(d.D, 0.0f)};
     for (int64_t i = lo; i < hi; ++i) {
       const Unit un = unit_of(d, i);
       to_lanes(un, N, A, &At[(i - lo) * S]);
-      to_lanes(un, N, h0 ? h0 + un.b * d.D * N : nullptr, ck(i, 0));
+      if (!saved) to_lanes(un, N, h0 ? h0 + un.b * d.D * N : nullptr, own_ck(i, 0));
       to_lanes(un, N, d_ht ? d_ht + un.b * d.D * N : nullptr, &dh[(i - lo) * S]);
     }
     Row r;
     // Checkpoints: segments outer, units inner (as in the forward).
-    for (int64_t s = 0; s < n_seg; ++s)
+    for (int64_t s = 0; s < (saved ? 0 : n_seg); ++s)
       for (int64_t i = lo; i < hi; ++i) {
         const Unit un = unit_of(d, i);
-        float* h = ck(i, s + 1);
+        float* h = own_ck(i, s + 1);
         std::memcpy(h, ck(i, s), sizeof(float) * S);
         for (int64_t t = s * C; t < std::min(d.T, (s + 1) * C); ++t) {
           const int64_t bt = (un.b * d.T + t) * N;
