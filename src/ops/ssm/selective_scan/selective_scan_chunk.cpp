@@ -103,7 +103,8 @@ struct UnitGrads {
 };
 
 // Reverse walk of one unit over tokens [t0, t0 + len): `states` [len + 1, N, kBlock] and `decay`
-// [len, N, kBlock] of the segment; dh [N, kBlock] is carried. Formulas: README.md.
+// [len, N, kBlock] of the segment; dh [N, kBlock] is carried. Formulas: README.md; with
+// q = gh a h_{t-1}: ddelta = sum_n A q + u sum_n gh B (the second sum is du's), dA += q delta.
 void unit_bwd(const SelectiveScanDims& d, const Unit& un, int64_t t0, int64_t len, const float* u,
               const float* delta, const float* At, const float* Bm, const float* Cm, const float* Dskip,
               const float* d_y, const float* states, const float* decay, float* dh, const UnitGrads& g,
@@ -125,10 +126,10 @@ void unit_bwd(const SelectiveScanDims& d, const Unit& un, int64_t t0, int64_t le
       float sB = 0.0f, sC = 0.0f;
 #pragma omp simd simdlen(16) reduction(+ : sB, sC)
       for (int64_t c = 0; c < kBlock; ++c) {
-        const float gh = dhn[c] + cn * dy[c];
+        const float gh = dhn[c] + cn * dy[c], q = gh * (a[c] * hp[c]);
         sC += dy[c] * hc[c];
-        dd[c] += gh * (an[c] * a[c] * hp[c] + bn * r.x[c]);
-        dAn[c] += gh * hp[c] * a[c] * r.dt[c];
+        dd[c] += an[c] * q;
+        dAn[c] += q * r.dt[c];
         sB += gh * r.dtx[c];
         du[c] += gh * bn;
         dhn[c] = gh * a[c];
@@ -138,7 +139,7 @@ void unit_bwd(const SelectiveScanDims& d, const Unit& un, int64_t t0, int64_t le
     }
     for (int64_t c = 0; c < un.w; ++c) {
       du_out[x0 + un.d0 + c] = du[c] * r.dt[c] + (Dskip ? Dskip[un.d0 + c] * dy[c] : 0.0f);
-      ddelta_out[x0 + un.d0 + c] = dd[c];
+      ddelta_out[x0 + un.d0 + c] = dd[c] + r.x[c] * du[c];
       g.dD[c] += r.x[c] * dy[c];
     }
   }
