@@ -79,17 +79,22 @@ Var selective_scan(const Var& u, const Var& delta, const Var& A, const Var& Bm, 
                    const ops::SelectiveScanDims& d, const ops::SelectiveScanParams& p) {
   Var y(Tensor::empty({d.B * d.T, d.D}), needs_grad({&u, &delta, &A, &Bm, &Cm, &Dskip}));
   Tensor ht = Tensor::empty({d.B, d.D, d.N});  // the op always writes the final state
-  ops::selective_scan_chunk_fwd(p, d, u.value().f32(), delta.value().f32(), A.value().f32(), Bm.value().f32(),
-                                Cm.value().f32(), Dskip.value().f32(), nullptr, y.value().f32(), ht.f32());
+  // The forward's state checkpoints spare the backward a recompute pass.
+  Tensor ckpt = y.requires_grad() ? Tensor::empty({ops::selective_scan_chunk_ckpt_floats(p, d)}) : Tensor();
+  ops::selective_scan_chunk_fwd_ckpt(p, d, u.value().f32(), delta.value().f32(), A.value().f32(),
+                                     Bm.value().f32(), Cm.value().f32(), Dskip.value().f32(), nullptr,
+                                     y.value().f32(), ht.f32(), ckpt.defined() ? ckpt.f32() : nullptr);
   if (y.requires_grad())
-    record([u, delta, A, Bm, Cm, Dskip, d, p, out = y.shared()] {
+    record([u, delta, A, Bm, Cm, Dskip, d, p, ckpt, out = y.shared()] {
       if (!out->grad.defined()) return;
       GradSink du = grad_sink(u), dd = grad_sink(delta), dA = grad_sink(A), dB = grad_sink(Bm), dC = grad_sink(Cm),
                dD = grad_sink(Dskip);
-      ops::selective_scan_chunk_bwd(p, d, u.value().f32(), delta.value().f32(), A.value().f32(), Bm.value().f32(),
-                                    Cm.value().f32(), Dskip.value().f32(), nullptr, out->grad.f32(), nullptr,
-                                    {du.target.f32(), dd.target.f32(), dA.target.f32(), dB.target.f32(),
-                                     dC.target.f32(), dD.target.f32(), nullptr});
+      ops::selective_scan_chunk_bwd_ckpt(p, d, u.value().f32(), delta.value().f32(), A.value().f32(),
+                                         Bm.value().f32(), Cm.value().f32(), Dskip.value().f32(), nullptr,
+                                         out->grad.f32(), nullptr,
+                                         {du.target.f32(), dd.target.f32(), dA.target.f32(), dB.target.f32(),
+                                          dC.target.f32(), dD.target.f32(), nullptr},
+                                         ckpt.f32());
       commit(u, du);
       commit(delta, dd);
       commit(A, dA);

@@ -157,6 +157,31 @@ TEST(SelectiveScan, ChunkBackwardMatchesStepBackward) {
     EXPECT_LE(rel(*a, *b), 1e-5);
 }
 
+// The training pair (forward keeps the checkpoints, backward reads them) gives exactly the plain
+// pair's outputs and gradients (a partial channel block and a partial last segment included).
+TEST(SelectiveScan, CheckpointedPairEqualsPlainPair) {
+  Inputs in(D{.B = 2, .T = 75, .D = 70, .N = 16}, 5);
+  const D& d = in.d;
+  const P p{.chunk = 16};
+  Out o{Vec(d.B * d.T * d.D), Vec(in.h0)};
+  Vec ckpt(selective_scan_chunk_ckpt_floats(p, d), std::nanf(""));
+  selective_scan_chunk_fwd_ckpt(p, d, in.u.data(), in.delta.data(), in.A.data(), in.Bm.data(), in.Cm.data(),
+                                in.Dskip.data(), in.h0.data(), o.y.data(), o.ht.data(), ckpt.data());
+  Grads g(d);
+  selective_scan_chunk_bwd_ckpt(p, d, in.u.data(), in.delta.data(), in.A.data(), in.Bm.data(), in.Cm.data(),
+                                in.Dskip.data(), in.h0.data(), in.d_y.data(), in.d_ht.data(),
+                                {g.du.data(), g.ddelta.data(), g.dA.data(), g.dB.data(), g.dC.data(), g.dD.data(),
+                                 g.dh0.data()},
+                                ckpt.data());
+  const Out plain = run(in, "chunk");
+  const Grads gp = run_bwd(in, true);
+  EXPECT_EQ(o.y, plain.y);
+  EXPECT_EQ(o.ht, plain.ht);
+  for (auto [a, b] : {std::pair{&g.du, &gp.du}, {&g.ddelta, &gp.ddelta}, {&g.dA, &gp.dA}, {&g.dB, &gp.dB},
+                      {&g.dC, &gp.dC}, {&g.dD, &gp.dD}, {&g.dh0, &gp.dh0}})
+    EXPECT_EQ(*a, *b);
+}
+
 // Step sizes so large the state forgets within one token, and so small it never forgets.
 TEST(SelectiveScan, LongSequencesWithExtremeStepsStayFinite) {
   for (auto [lo, hi] : {std::pair{20.0f, 50.0f}, {1e-5f, 1e-4f}}) {

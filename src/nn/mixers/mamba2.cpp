@@ -49,25 +49,42 @@ struct SsdInputs {
   Tensor q, k, v, g, dt;
 };
 
+// A = -exp(A_log) per head.
+std::vector<float> decay_rates(const Tensor& a_log) {
+  std::vector<float> A(a_log.numel());
+  for (size_t h = 0; h < A.size(); ++h) A[h] = -std::exp(a_log.f32()[h]);
+  return A;
+}
+
 SsdInputs ssd_inputs(const Mamba2MixerParams& p, const Tensor& x, const Tensor& Bm, const Tensor& Cm,
                      const Tensor& dt_raw, const Tensor& dt_bias, const Tensor& a_log) {
   const int64_t N = x.dim(0), H = p.heads, P = p.head_dim, S = p.state_dim, G = p.groups, per = H / G;
   SsdInputs r{Tensor::empty({N, H * S}), Tensor::empty({N, H * S}), Tensor::empty({N, H * P}),
               Tensor::empty({N, H}), Tensor::empty({N, H})};
+  const std::vector<float> A = decay_rates(a_log);
+  const float *xv = x.f32(), *Bv = Bm.f32(), *Cv = Cm.f32(), *raw = dt_raw.f32(), *bias = dt_bias.f32();
+  float *q = r.q.f32(), *k = r.k.f32(), *v = r.v.f32(), *g = r.g.f32(), *dt = r.dt.f32();
   parallel_for(N, 64, [&](int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; ++n)
+    for (int64_t n = n0; n < n1; ++n) {
       for (int64_t h = 0; h < H; ++h) {
-        const float u = dt_raw.f32()[n * H + h] + dt_bias.f32()[h];
-        const float dt = u > 20.0f ? u : std::log1p(std::exp(u));  // softplus, thresholded
-        r.dt.f32()[n * H + h] = dt;
-        r.g.f32()[n * H + h] = -dt * std::exp(a_log.f32()[h]);
-        const int64_t grp = h / per;
-        std::memcpy(r.q.f32() + (n * H + h) * S, Cm.f32() + (n * G + grp) * S, sizeof(float) * S);
-        std::memcpy(r.k.f32() + (n * H + h) * S, Bm.f32() + (n * G + grp) * S, sizeof(float) * S);
-        for (int64_t j = 0; j < P; ++j) r.v.f32()[(n * H + h) * P + j] = dt * x.f32()[(n * H + h) * P + j];
+        dt[n * H + h] = softplus_f32(raw[n * H + h] + bias[h]);
+        g[n * H + h] = dt[n * H + h] * A[h];
       }
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t row = n * H + h, grp = h / per;
+        std::memcpy(q + row * S, Cv + (n * G + grp) * S, sizeof(float) * S);
+        std::memcpy(k + row * S, Bv + (n * G + grp) * S, sizeof(float) * S);
+        for (int64_t j = 0; j < P; ++j) v[row * P + j] = dt[row] * xv[row * P + j];
+      }
+    }
   });
   return r;
+}
+
+// y += D x with D per head: x, y [N, H*P].
+void add_skip(int64_t N, int64_t H, int64_t P, const float* D, const float* x, float* y) {
+  for (int64_t row = 0; row < N * H; ++row)
+    for (int64_t j = 0; j < P; ++j) y[row * P + j] += D[row % H] * x[row * P + j];
 }
 
 // y = ssd(x, B, C, dt) + D x as one autograd node. Backward (algorithms.md §8.3): through
@@ -84,7 +101,7 @@ ag::Var ssd(const Mamba2MixerParams& p, int64_t B, int64_t T, const ag::Var& x, 
   ag::Var y(Tensor::empty({N, H * P}), ag::needs_grad({&x, &Bm, &Cm, &dt_raw, &dt_bias, &a_log, &d_skip}));
   float* yv = y.value().f32();
   ops::simple_gla_chunk_fwd(op, d, in.q.f32(), in.k.f32(), in.v.f32(), in.g.f32(), nullptr, yv, nullptr);
-  for (int64_t i = 0; i < N * H * P; ++i) yv[i] += d_skip.value().f32()[(i / P) % H] * x.value().f32()[i];
+  add_skip(N, H, P, d_skip.value().f32(), x.value().f32(), yv);
   if (!y.requires_grad()) return y;
   ag::record([=, out = y.shared()] {
     if (!out->grad.defined()) return;
@@ -96,31 +113,34 @@ ag::Var ssd(const Mamba2MixerParams& p, int64_t B, int64_t T, const ag::Var& x, 
     ag::GradSink gx = ag::grad_sink(x), gB = ag::grad_sink(Bm), gC = ag::grad_sink(Cm), gdt = ag::grad_sink(dt_raw);
     gB.target.zero();
     gC.target.zero();
-    const float *xv = x.value().f32(), *dtv = in.dt.f32(), *Dv = d_skip.value().f32();
+    const float *xv = x.value().f32(), *dtv = in.dt.f32(), *Dv = d_skip.value().f32(), *dqv = dq.f32(),
+                *dkv = dk.f32(), *dvv = dv.f32(), *dgv = dg.f32(), *raw = dt_raw.value().f32(),
+                *bias = dt_bias.value().f32();
+    float *gxv = gx.target.f32(), *gBv = gB.target.f32(), *gCv = gC.target.f32(), *gdtv = gdt.target.f32();
+    const std::vector<float> A = decay_rates(a_log.value());
     std::vector<double> dA(H, 0.0), dD(H, 0.0), dbias(H, 0.0);
     const int64_t per = H / G;
     for (int64_t n = 0; n < N; ++n)
       for (int64_t h = 0; h < H; ++h) {
         const int64_t row = n * H + h;
-        const float A = -std::exp(a_log.value().f32()[h]);
         float xdv = 0.0f, xdy = 0.0f;
         for (int64_t j = 0; j < P; ++j) {
           const int64_t i = row * P + j;
-          xdv += xv[i] * dv.f32()[i];
+          xdv += xv[i] * dvv[i];
           xdy += xv[i] * dy[i];
-          gx.target.f32()[i] = dtv[row] * dv.f32()[i] + Dv[h] * dy[i];
+          gxv[i] = dtv[row] * dvv[i] + Dv[h] * dy[i];
         }
-        const float ddt = A * dg.f32()[row] + xdv;
-        const float u = dt_raw.value().f32()[row] + dt_bias.value().f32()[h];
+        const float ddt = A[h] * dgv[row] + xdv;
+        const float u = raw[row] + bias[h];
         const float draw = u > 20.0f ? ddt : ddt * sigmoid_f32(u);
-        gdt.target.f32()[row] = draw;
+        gdtv[row] = draw;
         dbias[h] += draw;
-        dA[h] += static_cast<double>(dtv[row]) * dg.f32()[row] * A;
+        dA[h] += static_cast<double>(dtv[row]) * dgv[row] * A[h];
         dD[h] += xdy;
-        const int64_t grp = h / per;
+        float *gCr = gCv + (n * G + h / per) * S, *gBr = gBv + (n * G + h / per) * S;
         for (int64_t j = 0; j < S; ++j) {
-          gC.target.f32()[(n * G + grp) * S + j] += dq.f32()[row * S + j];
-          gB.target.f32()[(n * G + grp) * S + j] += dk.f32()[row * S + j];
+          gCr[j] += dqv[row * S + j];
+          gBr[j] += dkv[row * S + j];
         }
       }
     ag::commit(x, gx);
@@ -144,7 +164,7 @@ Tensor ssd_with_state(const Mamba2MixerParams& p, int64_t B, int64_t T, const Te
   const int64_t H = p.heads, P = p.head_dim;
   SsdInputs in = ssd_inputs(p, x, Bm, Cm, dt_raw, dt_bias, a_log);
   Tensor y = simple_gla_with_state(in.q, in.k, in.v, in.g.f32(), {B, T, H, p.state_dim, P}, {1.0f, p.chunk}, ssm);
-  for (int64_t i = 0; i < B * T * H * P; ++i) y.f32()[i] += d_skip.f32()[(i / P) % H] * x.f32()[i];
+  add_skip(B * T, H, P, d_skip.f32(), x.f32(), y.f32());
   return y;
 }
 

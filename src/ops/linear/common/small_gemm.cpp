@@ -81,6 +81,13 @@ void small_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, flo
     Bp = packed.data();
   }
   int64_t i = 0;
+  // One or two vectors of columns (N <= 32, the head dims of small models): 4 rows give only 4 or
+  // 8 independent FMA chains, too few to hide the FMA latency; 8 rows double them. Each element
+  // still sums k in order, so the results do not change.
+  if (nv == 1)
+    for (; i + 8 <= M; i += 8) block<8, 1>(trans_a, i, 0, N, K, alpha, A, lda, Bp, ldp, beta, C, ldc);
+  else if (nv == 2)
+    for (; i + 8 <= M; i += 8) block<8, 2>(trans_a, i, 0, N, K, alpha, A, lda, Bp, ldp, beta, C, ldc);
   for (; i + 4 <= M; i += 4) row_block<4>(trans_a, i, nv, N, K, alpha, A, lda, Bp, ldp, beta, C, ldc);
   switch (M - i) {
     case 3: row_block<3>(trans_a, i, nv, N, K, alpha, A, lda, Bp, ldp, beta, C, ldc); break;

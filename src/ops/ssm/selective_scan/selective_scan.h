@@ -40,7 +40,7 @@ void selective_scan_ref_bwd(const SelectiveScanParams& p, const SelectiveScanDim
                             const double* Dskip, const double* h0, const double* d_y, const double* d_ht,
                             const SelectiveScanGrads<double>& grads);
 
-// Chunk form (training, prefill): threaded over (b, channel blocks), vectorised over n.
+// Chunk form (training, prefill): threaded over (b, channel blocks), vectorised over channels.
 void selective_scan_chunk_fwd(const SelectiveScanParams& p, const SelectiveScanDims& d, const float* u,
                               const float* delta, const float* A, const float* Bm, const float* Cm,
                               const float* Dskip, const float* h0, float* y, float* ht);
@@ -49,6 +49,17 @@ void selective_scan_chunk_bwd(const SelectiveScanParams& p, const SelectiveScanD
                               const float* delta, const float* A, const float* Bm, const float* Cm,
                               const float* Dskip, const float* h0, const float* d_y, const float* d_ht,
                               const SelectiveScanGrads<float>& grads);
+// The same pair for training: the forward also writes the state checkpoints every p.chunk tokens
+// to `ckpt` (selective_scan_chunk_ckpt_floats(p, d) floats, an opaque layout) and the backward
+// reads them (same inputs and h0) instead of recomputing them in a pass of its own.
+int64_t selective_scan_chunk_ckpt_floats(const SelectiveScanParams& p, const SelectiveScanDims& d);
+void selective_scan_chunk_fwd_ckpt(const SelectiveScanParams& p, const SelectiveScanDims& d, const float* u,
+                                   const float* delta, const float* A, const float* Bm, const float* Cm,
+                                   const float* Dskip, const float* h0, float* y, float* ht, float* ckpt);
+void selective_scan_chunk_bwd_ckpt(const SelectiveScanParams& p, const SelectiveScanDims& d, const float* u,
+                                   const float* delta, const float* A, const float* Bm, const float* Cm,
+                                   const float* Dskip, const float* h0, const float* d_y, const float* d_ht,
+                                   const SelectiveScanGrads<float>& grads, const float* ckpt);
 
 // Step form (decoding): tokens one at a time, every (b, d) in parallel; `state` [B, D, N] is
 // read and updated in place.
