@@ -19,7 +19,7 @@ namespace speedlm::ops {
 
 namespace {
 
-constexpr int64_t kLanes = 16, kTile = 16;
+constexpr int64_t kLanes = 16;
 
 template <int L>
 struct VecT;
@@ -61,98 +61,24 @@ std::vector<float> transpose_taps(const CausalConv1dDims& d, const float* w) {
   return wt;
 }
 
-// Calls fn.template operator()<L>(c0) for each channel block: full blocks of kLanes, then single
-// channels.
+// Calls fn.template operator()<L>(c) for the channel blocks of [lo, hi): kLanes wide below vec_end
+// (where the full blocks of the row end), then one channel at a time.
 template <typename Fn>
-void for_blocks(int64_t D, Fn&& fn) {
-  int64_t c0 = 0;
-  for (; c0 + kLanes <= D; c0 += kLanes) fn.template operator()<kLanes>(c0);
-  for (; c0 < D; ++c0) fn.template operator()<1>(c0);
+void for_blocks(int64_t lo, int64_t hi, int64_t vec_end, Fn&& fn) {
+  int64_t c = lo;
+  for (; c + kLanes <= std::min(hi, vec_end); c += kLanes) fn.template operator()<kLanes>(c);
+  for (; c < hi; ++c) fn.template operator()<1>(c);
 }
 
-// out_row[c0, c0+L) = bias + sum_i wt[i] x_{t-W+1+i} for rows [r0, r1) of (b, t).
+// Pre-activation of channels [c, c+L) of one row: bias + sum_i wt[i] x_i, taps in order; xr[i] is
+// the input row of tap i (nullptr for zeros).
 template <int W, int L>
-void pre_block(const Rows& r, const float* wt, const float* bias, int64_t c0, int64_t r0, int64_t r1, float* out) {
-  using V = typename VecT<L>::type;
-  const int64_t D = r.d.D, T = r.d.T;
-  V w[W];
-  for (int i = 0; i < W; ++i) w[i] = load<L>(wt + i * D + c0);
-  V b0{};
-  if (bias) b0 = load<L>(bias + c0);
-  // Walks (b, t) without a division per row; rows past the first W-1 of a sequence read x only.
-  for (int64_t row = r0; row < r1;) {
-    const int64_t b = row / T, end = std::min(r1, (b + 1) * T);
-    for (int64_t t = row % T; row < end; ++row, ++t) {
-      V acc = b0;
-      if (t >= W - 1) {
-        const float* xr = r.x + (row - W + 1) * D + c0;
-        for (int i = 0; i < W; ++i) acc += w[i] * load<L>(xr + i * D);
-      } else {
-        for (int i = 0; i < W; ++i)
-          if (const float* xr = r.at(b, t - W + 1 + i)) acc += w[i] * load<L>(xr + c0);
-      }
-      store<L>(out + row * D + c0, acc);
-    }
-  }
-}
-
-// Pre-activations of rows [r0, r1) into out, a tile at a time, then post(t0, t1) on each tile.
-template <int W, typename Post>
-void pre_rows(const Rows& r, const float* wt, const float* bias, int64_t r0, int64_t r1, float* out, Post&& post) {
-  for (int64_t t0 = r0; t0 < r1; t0 += kTile) {
-    const int64_t t1 = std::min(r1, t0 + kTile);
-    for_blocks(r.d.D, [&]<int L>(int64_t c0) { pre_block<W, L>(r, wt, bias, c0, t0, t1, out); });
-    post(t0, t1);
-  }
-}
-
-// dx_s[c0, c0+L) = sum_i wt[i] dp_{s+W-1-i} over rows [r0, r1) of (b, s), s in [-lead, T): the
-// negative s are the rows of ds0.
-template <int W, int L>
-void dx_block(const CausalConv1dDims& d, const float* wt, const float* dp, int64_t lead, int64_t c0, int64_t r0,
-              int64_t r1, float* dx, float* ds0) {
-  using V = typename VecT<L>::type;
-  const int64_t D = d.D, T = d.T;
-  V w[W];
-  for (int i = 0; i < W; ++i) w[i] = load<L>(wt + i * D + c0);
-  for (int64_t row = r0; row < r1;) {
-    const int64_t b = row / (T + lead), end = std::min(r1, (b + 1) * (T + lead));
-    for (int64_t s = row % (T + lead) - lead; row < end; ++row, ++s) {
-      float* out = s >= 0 ? dx + (b * T + s) * D : ds0 + (b * (W - 1) + s + W - 1) * D;
-      V acc{};
-      if (s >= 0 && s + W - 1 < T) {
-        const float* g = dp + (b * T + s + W - 1) * D + c0;
-        for (int i = 0; i < W; ++i) acc += w[i] * load<L>(g - i * D);
-      } else {
-        for (int i = 0; i < W; ++i) {
-          const int64_t t = s + W - 1 - i;
-          if (t >= 0 && t < T) acc += w[i] * load<L>(dp + (b * T + t) * D + c0);
-        }
-      }
-      store<L>(out + c0, acc);
-    }
-  }
-}
-
-// dw[c, i] = sum_t dp_t[c] x_{t-W+1+i}[c] and dbias[c] = sum_t dp_t[c] for c in [c0, c0+L).
-template <int W, int L>
-void dw_block(const Rows& r, const float* dp, int64_t c0, float* dw, float* dbias) {
-  using V = typename VecT<L>::type;
-  const int64_t D = r.d.D, T = r.d.T;
-  V acc[W + 1] = {};
-  for (int64_t b = 0; b < r.d.B; ++b)
-    for (int64_t t = 0; t < T; ++t) {
-      const V g = load<L>(dp + (b * T + t) * D + c0);
-      for (int i = 0; i < W; ++i)
-        if (const float* xr = r.at(b, t - W + 1 + i)) acc[i] += g * load<L>(xr + c0);
-      acc[W] += g;
-    }
-  float sums[W + 1][L];
-  for (int i = 0; i <= W; ++i) store<L>(sums[i], acc[i]);
-  for (int c = 0; c < L; ++c) {
-    for (int i = 0; i < W; ++i) dw[(c0 + c) * W + i] = sums[i][c];
-    if (dbias) dbias[c0 + c] = sums[W][c];
-  }
+typename VecT<L>::type pre_vec(const float* wt, int64_t D, const float* bias, const float* const* xr, int64_t c) {
+  typename VecT<L>::type acc{};
+  if (bias) acc = load<L>(bias + c);
+  for (int i = 0; i < W; ++i)
+    if (xr[i]) acc += load<L>(wt + i * D + c) * load<L>(xr[i] + c);
+  return acc;
 }
 
 // y = silu(y) over n values. Kept out of the templated kernels so that GCC inlines the exp and
@@ -176,45 +102,78 @@ void fwd(const CausalConv1dParams& p, const CausalConv1dDims& d, const float* x,
          const float* s0, float* y) {
   const std::vector<float> wt = transpose_taps(d, w);
   const Rows r{d, x, s0};
-  const int64_t D = d.D;
+  const int64_t D = d.D, vec_end = D / kLanes * kLanes;
   parallel_for(d.B * d.T, std::max<int64_t>(1, 16384 / (D * W)), [&](int64_t r0, int64_t r1) {
-    pre_rows<W>(r, wt.data(), bias, r0, r1, y, [&](int64_t t0, int64_t t1) {
-      if (p.silu) silu_rows(y + t0 * D, (t1 - t0) * D);
-    });
+    for (int64_t row = r0; row < r1; ++row) {
+      const int64_t b = row / d.T, t = row % d.T;
+      const float* xr[W];
+      for (int i = 0; i < W; ++i) xr[i] = r.at(b, t - W + 1 + i);
+      float* yr = y + row * D;
+      for_blocks(0, D, vec_end, [&]<int L>(int64_t c) { store<L>(yr + c, pre_vec<W, L>(wt.data(), D, bias, xr, c)); });
+      if (p.silu) silu_rows(yr, D);
+    }
   });
 }
 
+// One pass over the rows of each sequence per channel range: row t gives dp_t (kept in a ring of
+// the last W rows), adds its terms to dw and dbias, and completes dx_{t-W+1}, which needs
+// dp_{t-W+1..t}. So x and dy are read once and dp never goes to memory. Threads split the
+// channels (every channel sums over (b, t) in order, whatever the split).
 template <int W>
 void bwd(const CausalConv1dParams& p, const CausalConv1dDims& d, const float* x, const float* w, const float* bias,
          const float* s0, const float* dy, float* dx, float* dw, float* dbias, float* ds0) {
-  const int64_t D = d.D, T = d.T, grain = std::max<int64_t>(1, 16384 / (D * W));
+  const int64_t D = d.D, T = d.T, full = D / kLanes, vec_end = full * kLanes, units = full + D % kLanes;
   const std::vector<float> wt = transpose_taps(d, w);
   const Rows r{d, x, s0};
-  // dp = dy o silu'(p); without SiLU dp is dy.
-  Tensor dp_t = p.silu ? Tensor::empty({d.B, T, D}) : Tensor();
-  const float* dp = p.silu ? dp_t.f32() : dy;
-  if (p.silu)
-    parallel_for(d.B * T, grain, [&](int64_t r0, int64_t r1) {
-      float* dpw = dp_t.f32();
-      pre_rows<W>(r, wt.data(), bias, r0, r1, dpw, [&](int64_t t0, int64_t t1) {
-        dsilu_rows(dpw + t0 * D, dy + t0 * D, (t1 - t0) * D);
-      });
-    });
-  const int64_t lead = ds0 ? W - 1 : 0;
-  parallel_for(d.B * (T + lead), grain, [&](int64_t r0, int64_t r1) {
-    for (int64_t t0 = r0; t0 < r1; t0 += kTile) {
-      const int64_t t1 = std::min(r1, t0 + kTile);
-      for_blocks(D, [&]<int L>(int64_t c0) { dx_block<W, L>(d, wt.data(), dp, lead, c0, t0, t1, dx, ds0); });
+  const auto chan = [&](int64_t u) { return u <= full ? u * kLanes : vec_end + u - full; };
+  const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, d.B * T * kLanes * W));
+  parallel_for(units, grain, [&](int64_t u0, int64_t u1) {
+    const int64_t lo = chan(u0), hi = chan(u1), n = hi - lo;
+    // Per-thread buffers, indexed by channel - lo: the dp ring and the sums of dw (W rows) and dbias.
+    std::vector<float> ring(p.silu ? W * n : 0), acc((W + 1) * n, 0.0f);
+    for (int64_t b = 0; b < d.B; ++b) {
+      const auto dp_row = [&](int64_t t) {
+        return p.silu ? ring.data() + (t % W) * n : dy + (b * T + t) * D + lo;
+      };
+      // dx_s = sum_i wt[i] dp_{s+W-1-i} (dp is zero outside [0, T)); negative s are rows of ds0.
+      const auto emit = [&](int64_t s) {
+        float* out = s >= 0 ? dx + (b * T + s) * D : ds0 + (b * (W - 1) + s + W - 1) * D;
+        for_blocks(lo, hi, vec_end, [&]<int L>(int64_t c) {
+          typename VecT<L>::type sum{};
+          for (int i = 0; i < W; ++i) {
+            const int64_t t = s + W - 1 - i;
+            if (t >= 0 && t < T) sum += load<L>(wt.data() + i * D + c) * load<L>(dp_row(t) + c - lo);
+          }
+          store<L>(out + c, sum);
+        });
+      };
+      for (int64_t t = 0; t < T; ++t) {
+        const float* xr[W];
+        for (int i = 0; i < W; ++i) xr[i] = r.at(b, t - W + 1 + i);
+        if (p.silu) {
+          float* pr = ring.data() + (t % W) * n;
+          for_blocks(lo, hi, vec_end,
+                     [&]<int L>(int64_t c) { store<L>(pr + c - lo, pre_vec<W, L>(wt.data(), D, bias, xr, c)); });
+          dsilu_rows(pr, dy + (b * T + t) * D + lo, n);
+        }
+        const float* g = dp_row(t);
+        for_blocks(lo, hi, vec_end, [&]<int L>(int64_t c) {
+          const auto gv = load<L>(g + c - lo);
+          for (int i = 0; i < W; ++i) {
+            if (!xr[i]) continue;
+            float* a = acc.data() + i * n + c - lo;
+            store<L>(a, load<L>(a) + gv * load<L>(xr[i] + c));
+          }
+          float* a = acc.data() + W * n + c - lo;
+          store<L>(a, load<L>(a) + gv);
+        });
+        if (t - W + 1 >= 0 || ds0) emit(t - W + 1);
+      }
+      for (int64_t s = ds0 ? T - W + 1 : std::max<int64_t>(T - W + 1, 0); s < T; ++s) emit(s);
     }
-  });
-  if (ds0 && T == 0) std::fill(ds0, ds0 + d.B * (W - 1) * D, 0.0f);
-  // One thread per channel block: units [0, full) are blocks of kLanes, the rest single channels.
-  const int64_t full = D / kLanes, units = full + D % kLanes;
-  const int64_t block_grain = std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, d.B * T * kLanes * (W + 1)));
-  parallel_for(units, block_grain, [&](int64_t u0, int64_t u1) {
-    for (int64_t u = u0; u < u1; ++u) {
-      if (u < full) dw_block<W, kLanes>(r, dp, u * kLanes, dw, dbias);
-      else dw_block<W, 1>(r, dp, full * kLanes + u - full, dw, dbias);
+    for (int64_t c = lo; c < hi; ++c) {
+      for (int64_t i = 0; i < W; ++i) dw[c * W + i] = acc[i * n + c - lo];
+      if (dbias) dbias[c] = acc[W * n + c - lo];
     }
   });
 }
