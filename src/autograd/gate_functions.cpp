@@ -1,6 +1,8 @@
 #include "autograd/gate_functions.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "autograd/grad_sink.h"
@@ -29,6 +31,26 @@ std::vector<float> exp_row(const Var& v) {
   std::vector<float> r(v.value().numel());
   for (size_t i = 0; i < r.size(); ++i) r[i] = std::exp(p[i]);
   return r;
+}
+
+// One head of l2norm_heads: y = x / sqrt(|x|^2 + eps); returns the scale. Shared with the fused
+// split so both compile to the same sums.
+inline float l2norm_row(const float* __restrict x, float* __restrict y, int64_t K, float eps) {
+  float ss = 0.0f;
+  for (int64_t j = 0; j < K; ++j) ss += x[j] * x[j];
+  const float s = 1.0f / std::sqrt(ss + eps);
+#pragma omp simd
+  for (int64_t j = 0; j < K; ++j) y[j] = x[j] * s;
+  return s;
+}
+
+// Its backward: dx = rstd (dy - y <dy, y>).
+inline void l2norm_row_bwd(const float* __restrict y, const float* __restrict dy, float rstd, float* __restrict dx,
+                           int64_t K) {
+  float dot = 0.0f;
+  for (int64_t j = 0; j < K; ++j) dot += dy[j] * y[j];
+#pragma omp simd
+  for (int64_t j = 0; j < K; ++j) dx[j] = rstd * (dy[j] - y[j] * dot);
 }
 
 }  // namespace
@@ -62,14 +84,7 @@ Var l2norm_heads(const Var& x, int64_t H, float eps) {
   const float* __restrict xv = x.value().f32();
   float *__restrict yv = y.value().f32(), *__restrict rs = rstd.f32();
   parallel_for(rows, 256, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      float ss = 0.0f;
-      for (int64_t j = 0; j < K; ++j) ss += xv[r * K + j] * xv[r * K + j];
-      const float s = 1.0f / std::sqrt(ss + eps);
-      rs[r] = s;
-#pragma omp simd
-      for (int64_t j = 0; j < K; ++j) yv[r * K + j] = xv[r * K + j] * s;
-    }
+    for (int64_t r = r0; r < r1; ++r) rs[r] = l2norm_row(xv + r * K, yv + r * K, K, eps);
   });
   if (y.requires_grad())
     record([x, rstd, rows, K, out = y.shared()] {
@@ -79,17 +94,77 @@ Var l2norm_heads(const Var& x, int64_t H, float eps) {
       float* __restrict dx = d.target.f32();
       // dx = rstd (dy - y <dy, y>)
       parallel_for(rows, 256, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-          float dot = 0.0f;
-          for (int64_t j = 0; j < K; ++j) dot += dy[r * K + j] * yv[r * K + j];
-#pragma omp simd
-          for (int64_t j = 0; j < K; ++j) dx[r * K + j] = rs[r] * (dy[r * K + j] - yv[r * K + j] * dot);
-        }
+        for (int64_t r = r0; r < r1; ++r) l2norm_row_bwd(yv + r * K, dy + r * K, rs[r], dx + r * K, K);
       });
       commit(x, d);
       release(out);
     });
   return y;
+}
+
+std::vector<Var> l2norm_qk_split(const Var& qkv, int64_t H, int64_t K, int64_t V, float eps) {
+  const int64_t N = qkv.dim(0), F = qkv.dim(1), HK = H * K, HV = H * V;
+  SPEEDLM_ASSERT(F == 2 * HK + HV, "l2norm_qk_split: {} columns for H={} K={} V={}", F, H, K, V);
+  const bool rg = needs_grad({&qkv});
+  std::vector<Var> out = {Var(Tensor::empty({N, HK}), rg), Var(Tensor::empty({N, HK}), rg),
+                          Var(Tensor::empty({N, HV}), rg)};
+  Tensor rstd = Tensor::empty({2, N, H});  // q's scales, then k's
+  const float* __restrict xv = qkv.value().f32();
+  float *__restrict qv = out[0].value().f32(), *__restrict kv = out[1].value().f32();
+  float *__restrict vv = out[2].value().f32(), *__restrict rs = rstd.f32();
+  const int64_t grain = std::max<int64_t>(1, 256 / H);
+  parallel_for(N, grain, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      const float* row = xv + n * F;
+      for (int64_t h = 0; h < H; ++h) {
+        rs[n * H + h] = l2norm_row(row + h * K, qv + n * HK + h * K, K, eps);
+        rs[(N + n) * H + h] = l2norm_row(row + HK + h * K, kv + n * HK + h * K, K, eps);
+      }
+      std::memcpy(vv + n * HV, row + 2 * HK, sizeof(float) * HV);
+    }
+  });
+  if (rg)
+    // One closure writes every column of qkv's gradient (copied into a fresh buffer, or added),
+    // zeros where an output has no gradient, as split_cols does.
+    record([qkv, rstd, N, F, H, K, HK, HV, grain, q = out[0].shared(), k = out[1].shared(), v = out[2].shared()] {
+      if (!q->grad.defined() && !k->grad.defined() && !v->grad.defined()) return;
+      const bool fresh = !qkv.grad().defined();
+      if (fresh) qkv.impl()->grad = Tensor::empty(qkv.shape());
+      float* dx = qkv.grad().f32();
+      const float* rs = rstd.f32();
+      // dst[0, w) = src (fresh) or += src; src null: zeros (fresh) or nothing.
+      const auto put = [fresh](float* __restrict dst, const float* __restrict src, int64_t w) {
+        if (fresh && src) std::memcpy(dst, src, sizeof(float) * w);
+        else if (fresh) std::memset(dst, 0, sizeof(float) * w);
+        else if (src) {
+#pragma omp simd
+          for (int64_t j = 0; j < w; ++j) dst[j] += src[j];
+        }
+      };
+      parallel_for(N, grain, [&](int64_t n0, int64_t n1) {
+        std::vector<float> tmp(static_cast<size_t>(K));
+        for (int64_t n = n0; n < n1; ++n) {
+          float* row = dx + n * F;
+          for (int64_t part = 0; part < 2; ++part) {
+            const VarImpl& o = part == 0 ? *q : *k;
+            float* dst = row + part * HK;
+            for (int64_t h = 0; h < H; ++h) {
+              if (!o.grad.defined()) {
+                put(dst + h * K, nullptr, K);
+                continue;
+              }
+              const int64_t at = n * HK + h * K;
+              float* d = fresh ? dst + h * K : tmp.data();
+              l2norm_row_bwd(o.value.f32() + at, o.grad.f32() + at, rs[(part * N + n) * H + h], d, K);
+              if (!fresh) put(dst + h * K, tmp.data(), K);
+            }
+          }
+          put(row + 2 * HK, v->grad.defined() ? v->grad.f32() + n * HV : nullptr, HV);
+        }
+      });
+      release(q), release(k), release(v);
+    });
+  return out;
 }
 
 Var softplus_bias(const Var& x, const Var& bias) {

@@ -81,22 +81,24 @@ ag::Var DeltaNetMixer::forward(const ag::Var& x, int64_t B, int64_t T, MixerStat
   if (p_.gated) widths = {HK, HK, HV, H, HV, H};
   RecurrentState* rs = static_cast<RecurrentState*>(state);
   SPEEDLM_ASSERT(!rs || !ag::grad_enabled() || !x.requires_grad(), "{} with a state is inference only", type());
-  std::vector<ag::Var> parts = conv_.split_qkv(ag::linear(x, w_in_), widths, B, T, rs);
-  ag::Var q = ag::l2norm_heads(parts[0], H, 1e-6f), k = ag::l2norm_heads(parts[1], H, 1e-6f);
-  ag::Var beta = ag::sigmoid(parts[3]);
-  ag::Var g = p_.gated ? ag::gdn_gate(parts[5], dt_bias_, a_log_) : ag::Var();
+  // parts: q | k | v (after the conv), beta, then gate and a when gated.
+  const std::vector<ag::Var> parts = conv_.conv_qkv(ag::linear(x, w_in_), widths, B, T, rs);
+  const std::vector<ag::Var> qkv = ag::l2norm_qk_split(parts[0], H, K, V, 1e-6f);
+  const ag::Var &q = qkv[0], &k = qkv[1], &v = qkv[2];
+  ag::Var beta = ag::sigmoid(parts[1]);
+  ag::Var g = p_.gated ? ag::gdn_gate(parts[3], dt_bias_, a_log_) : ag::Var();
   const ops::GatedDeltaRuleDims d{B, T, H, K, V};
   const ops::GatedDeltaRuleParams op{0.0f, p_.chunk};
   ag::Var o;
   if (rs) {
-    o = ag::Var(gated_delta_rule_with_state(q.value(), k.value(), parts[2].value(), beta.value(),
+    o = ag::Var(gated_delta_rule_with_state(q.value(), k.value(), v.value(), beta.value(),
                                             p_.gated ? g.value().f32() : nullptr, d, op, rs->get("ssm")));
     rs->advance(T);
   } else {
-    o = ag::gated_delta_rule(q, k, parts[2], beta, g, d, op);
+    o = ag::gated_delta_rule(q, k, v, beta, g, d, op);
   }
   ag::Var normed = ag::reshape(ag::rmsnorm(ag::reshape(o, {N * H, V}), norm_, 1e-5f), {N, HV});
-  return ag::linear(p_.gated ? ag::mul_silu(normed, parts[4]) : normed, w_out_);
+  return ag::linear(p_.gated ? ag::mul_silu(normed, parts[2]) : normed, w_out_);
 }
 
 Tensor DeltaNetMixer::step(const Tensor& x, MixerState& state) {

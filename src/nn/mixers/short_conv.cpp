@@ -31,19 +31,28 @@ void ShortConv::add_state(RecurrentState& s, int64_t batch) const {
   if (enabled()) s.add("conv", {batch, kernel_ - 1, channels_});
 }
 
+std::vector<ag::Var> ShortConv::conv_qkv(const ag::Var& proj, const std::vector<int64_t>& widths, int64_t B,
+                                         int64_t T, RecurrentState* state) const {
+  SPEEDLM_ASSERT(widths.size() >= 3, "short conv: {} widths, q | k | v needs three", widths.size());
+  const int64_t C = widths[0] + widths[1] + widths[2];
+  SPEEDLM_ASSERT(!enabled() || C == channels_,
+                 "short conv over {} channels given q | k | v widths that do not sum to it", channels_);
+  std::vector<int64_t> outer = {C};
+  outer.insert(outer.end(), widths.begin() + 3, widths.end());
+  std::vector<ag::Var> parts = outer.size() == 1 ? std::vector<ag::Var>{proj} : ag::split_cols(proj, outer);
+  if (!enabled()) return parts;
+  const ops::CausalConv1dDims cd{B, T, channels_, kernel_};
+  parts[0] = state ? ag::Var(conv_with_state(parts[0].value(), w_.value(), b_.value(), cd, {true},
+                                             state->get("conv")))
+                   : ag::causal_conv1d(parts[0], w_, b_, cd, {true});
+  return parts;
+}
+
 std::vector<ag::Var> ShortConv::split_qkv(const ag::Var& proj, const std::vector<int64_t>& widths, int64_t B,
                                           int64_t T, RecurrentState* state) const {
   if (!enabled()) return ag::split_cols(proj, widths);
-  SPEEDLM_ASSERT(widths.size() >= 3 && widths[0] + widths[1] + widths[2] == channels_,
-                 "short conv over {} channels given q | k | v widths that do not sum to it", channels_);
-  std::vector<int64_t> outer = {channels_};
-  outer.insert(outer.end(), widths.begin() + 3, widths.end());
-  std::vector<ag::Var> parts = outer.size() == 1 ? std::vector<ag::Var>{proj} : ag::split_cols(proj, outer);
-  const ops::CausalConv1dDims cd{B, T, channels_, kernel_};
-  ag::Var qkv = state ? ag::Var(conv_with_state(parts[0].value(), w_.value(), b_.value(), cd, {true},
-                                                state->get("conv")))
-                      : ag::causal_conv1d(parts[0], w_, b_, cd, {true});
-  std::vector<ag::Var> out = ag::split_cols(qkv, {widths[0], widths[1], widths[2]});
+  std::vector<ag::Var> parts = conv_qkv(proj, widths, B, T, state);
+  std::vector<ag::Var> out = ag::split_cols(parts[0], {widths[0], widths[1], widths[2]});
   out.insert(out.end(), parts.begin() + 1, parts.end());
   return out;
 }

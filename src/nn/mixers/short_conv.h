@@ -29,6 +29,10 @@ class ShortConv {
   // (inference only) the conv continues from its window and leaves the new one there.
   std::vector<ag::Var> split_qkv(const ag::Var& proj, const std::vector<int64_t>& widths, int64_t B, int64_t T,
                                  RecurrentState* state) const;
+  // split_qkv with q | k | v left as one Var [B*T, C] (the conv's output): {qkv, parts after v...},
+  // for a mixer that splits q, k and v itself.
+  std::vector<ag::Var> conv_qkv(const ag::Var& proj, const std::vector<int64_t>& widths, int64_t B, int64_t T,
+                                RecurrentState* state) const;
 
  private:
   int64_t channels_ = 0, kernel_ = 0;
