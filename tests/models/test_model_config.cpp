@@ -14,6 +14,13 @@ std::string error_of(nlohmann::json j) {
   return r ? "" : r.status().message();
 }
 
+// The error of the tiny config (d_model 32) with its mixer replaced by `mixer` (JSON); "" if none.
+std::string with_mixer(const char* mixer) {
+  auto j = testing::tiny_config_json();
+  j["mixers"]["attn"] = nlohmann::json::parse(mixer);
+  return error_of(j);
+}
+
 TEST(ModelConfig, AcceptsTheTinyConfigAndRoundTrips) {
   auto c = ModelConfig::from_json(testing::tiny_config_json());
   ASSERT_TRUE(c) << c.status().message();
@@ -85,11 +92,6 @@ TEST(ModelConfig, KvCacheAndStreamingKeysNameTheirPath) {
 }
 
 TEST(ModelConfig, DeltaRuleAndSsmMixerErrorsNamePathAndValue) {
-  auto with_mixer = [](const char* mixer) {
-    auto j = testing::tiny_config_json();
-    j["mixers"]["attn"] = nlohmann::json::parse(mixer);
-    return error_of(j);
-  };
   EXPECT_EQ(with_mixer(R"({"type": "gated_deltanet", "heads": 4, "chunk": 500})"),
             "[config] mixers.attn.chunk = 500: must be in [1, 128]");
   EXPECT_EQ(with_mixer(R"({"type": "deltanet", "heads": 4, "dt_min": 0.01})"), "[config] mixers.attn.dt_min: unknown key");
@@ -100,11 +102,6 @@ TEST(ModelConfig, DeltaRuleAndSsmMixerErrorsNamePathAndValue) {
 }
 
 TEST(ModelConfig, AttentionHeadsFromHeadDim) {
-  auto with_mixer = [](const char* mixer) {
-    auto j = testing::tiny_config_json();  // d_model 32
-    j["mixers"]["attn"] = nlohmann::json::parse(mixer);
-    return error_of(j);
-  };
   EXPECT_EQ(with_mixer(R"({"type": "attention", "head_dim": 8})"), "");
   nn::AttentionMixerParams p =
       nn::AttentionMixerParams::parse(nlohmann::json::parse(R"({"type": "attention", "head_dim": 8})"), "m", 32).value();
@@ -119,11 +116,6 @@ TEST(ModelConfig, AttentionHeadsFromHeadDim) {
 }
 
 TEST(ModelConfig, ShortConvErrorsNamePathAndValue) {
-  auto with_mixer = [](const char* mixer) {
-    auto j = testing::tiny_config_json();
-    j["mixers"]["attn"] = nlohmann::json::parse(mixer);
-    return error_of(j);
-  };
   EXPECT_EQ(with_mixer(R"({"type": "linear_attention", "heads": 4, "conv": 1})"),
             "[config] mixers.attn.conv = 1: must be in [2, 8]");
   EXPECT_EQ(with_mixer(R"({"type": "retnet", "heads": 4, "conv": 9})"), "[config] mixers.attn.conv = 9: must be in [2, 8]");
