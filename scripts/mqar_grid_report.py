@@ -56,20 +56,23 @@ def main():
     lengths = sorted({t for t, _ in cells})
     fig, axes = plt.subplots(1, len(lengths), figsize=(4 * len(lengths), 3.6), sharey=True)
     axes = axes if len(lengths) > 1 else [axes]
+    # One colour per model in every panel (a model missing from a panel must not shift the others).
+    colour = {m: plt.cm.tab10(i % 10) for i, m in enumerate(models)}
     for ax, t in zip(axes, lengths):
         widths = sorted({d for tt, d in cells if tt == t})
         for m in models:
             ys = [acc.get((m, t, d)) for d in widths]
             if any(y is not None for y in ys):
-                ax.plot(widths, [y if y is not None else float("nan") for y in ys], marker="o", label=m)
+                ax.plot(widths, [y if y is not None else float("nan") for y in ys], marker="o", color=colour[m])
         ax.set_title(f"T = {t}, {t // 16} key-value pairs")
         ax.set_xlabel("d_model")
         ax.set_xticks(widths)
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("MQAR accuracy")
-    axes[-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles = [plt.Line2D([], [], color=colour[m], marker="o") for m in models]
+    fig.legend(handles, models, fontsize=7, loc="center right")
+    fig.tight_layout(rect=(0, 0, 0.87, 1))
     fig.savefig(os.path.join(args.out, "grid.png"), dpi=120)
 
 
