@@ -8,16 +8,12 @@
 
 #include "core/rng.h"
 #include "ops/moe/moe.h"
+#include "random_tensor.h"
 
 namespace speedlm::ops {
 namespace {
 
-Tensor random(Shape s, double std, uint64_t seed) {
-  Tensor t = Tensor::empty(std::move(s));
-  Rng rng(seed);
-  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = static_cast<float>(std * rng.normal());
-  return t;
-}
+using testing::random_tensor;
 
 double rms_rel(const Tensor& a, const Tensor& ref) {
   double num = 0, den = 0;
@@ -61,7 +57,7 @@ TEST(MoeRouting, GroupsSlotsByExpertAndDropsOverCapacityInTokenOrder) {
   MoeParams p;
   p.E = 4, p.k = 2, p.F = 4, p.capacity_factor = 0.75;
   const int64_t N = 40;
-  Tensor logits = random({N, p.E}, 1.0, 3);
+  Tensor logits = random_tensor({N, p.E}, 1.0, 3);
   for (int64_t n = 0; n < N; ++n) logits.f32()[n * p.E] += 3.0f;  // expert 0 overloaded
   MoeRouting r = moe_route(p, N, logits.f32(), nullptr);
   const int64_t cap = moe_capacity(p, N);
@@ -106,8 +102,8 @@ TEST(MoeGrouped, Bf16ModeTracksF32WithinBf16Rounding) {
   MoeParams p;
   p.E = 8, p.k = 2, p.F = 48;
   const int64_t N = 300, D = 64;
-  Tensor x = random({N, D}, 1.0, 1), logits = random({N, p.E}, 1.0, 2), dy = random({N, D}, 1.0, 5);
-  Tensor w1 = random({p.E, 2 * p.F, D}, 0.125, 3), w2 = random({p.E, D, p.F}, 0.15, 4);
+  Tensor x = random_tensor({N, D}, 1.0, 1), logits = random_tensor({N, p.E}, 1.0, 2), dy = random_tensor({N, D}, 1.0, 5);
+  Tensor w1 = random_tensor({p.E, 2 * p.F, D}, 0.125, 3), w2 = random_tensor({p.E, D, p.F}, 0.15, 4);
   Tensor w1h = w1.to(DType::BF16), w2h = w2.to(DType::BF16);
   Tensor y[2], dx[2], d1[2], d2[2], dl[2];
   for (int m = 0; m < 2; ++m) {

@@ -5,23 +5,19 @@
 #include "core/rng.h"
 #include "core/tensor_bytes.h"
 #include "ops/moe/moe.h"
+#include "random_tensor.h"
 
 namespace speedlm::ops {
 namespace {
 
-Tensor random(Shape s, double std, uint64_t seed) {
-  Tensor t = Tensor::empty(std::move(s));
-  Rng rng(seed);
-  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = static_cast<float>(std * rng.normal());
-  return t;
-}
+using testing::random_tensor;
 
 TEST(MoeMemory, OneLayerForwardBackwardScalesWithRoutedRows) {
   MoeParams p;
   p.E = 32, p.k = 4, p.F = 32;
   const int64_t N = 1024, D = 64;
-  Tensor x = random({N, D}, 1.0, 1), logits = random({N, p.E}, 1.0, 2), dy = random({N, D}, 1.0, 3);
-  Tensor w1 = random({p.E, 2 * p.F, D}, 0.1, 4), w2 = random({p.E, D, p.F}, 0.1, 5);
+  Tensor x = random_tensor({N, D}, 1.0, 1), logits = random_tensor({N, p.E}, 1.0, 2), dy = random_tensor({N, D}, 1.0, 3);
+  Tensor w1 = random_tensor({p.E, 2 * p.F, D}, 0.1, 4), w2 = random_tensor({p.E, D, p.F}, 0.1, 5);
   Tensor y = Tensor::empty({N, D}), dx = Tensor::empty({N, D}), dw = Tensor::empty({N * p.k});
   Tensor d1 = Tensor::zeros(w1.shape()), d2 = Tensor::zeros(w2.shape());
   MoeRouting r = moe_route(p, N, logits.f32(), nullptr);
