@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The MQAR grid of docs/ARENA.md, after Zoology's Figure 2 (research/evaluation.md §1.1):
 # sequence length T in {64, 128, 256} with T/16 key-value pairs, d_model in {64, 128},
-# 2 layers, one run per (config, T, d_model), each on up to 20M training tokens (the same number
+# 2 layers, one run per (config, T, d_model), each on up to 40M training tokens (the same number
 # of scored queries, T/16 per sequence, whatever the machine's load) in batches of 2048 tokens
 # (32 sequences at T = 64, 16 at 128, 8 at 256: the same number of optimizer steps at every T),
 # one thread per run; as in Zoology, a run stops once its validation accuracy reaches 0.99
@@ -32,7 +32,7 @@ run_cell() {
   rm -rf "$dir.partial"  # left by an interrupted run
   # shellcheck disable=SC2086  # EXTRA holds the extra arena flags, split on purpose
   build/speedlm arena --task mqar --configs "$config" --seq-lens "$T" --d-models "$d" --set n_layers=2 \
-    --batch $((2048 / T)) --vocab 512 --budget 20Mtok --stop-at 0.99 --skip-speed --threads 1 --no-plots --out "$dir.partial" $EXTRA &&
+    --batch $((2048 / T)) --vocab 512 --budget 40Mtok --stop-at 0.99 --skip-speed --threads 1 --no-plots --out "$dir.partial" $EXTRA &&
     mv "$dir.partial" "$dir"
 }
 export -f run_cell
