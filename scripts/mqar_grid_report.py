@@ -2,11 +2,15 @@
 """Merges the arena.csv files of an MQAR grid (scripts/mqar_grid.sh) into OUT/grid.md, a table
 of accuracy per model (rows) and (T, d_model) (columns), and, with python3-matplotlib,
 OUT/grid.png: accuracy against d_model, one panel per sequence length, one line per model
-(the layout of Zoology's Figure 2).
-Usage: mqar_grid_report.py part0/arena.csv [part1/arena.csv ...] --out DIR"""
+(the layout of Zoology's Figure 2). With a speedlm binary (--speedlm, default build/speedlm)
+it adds each cell's decoding memory at context T (`speedlm bench kv`: the KV cache for attention,
+the fixed state for the recurrent families) to the table, and OUT/grid_memory.png: accuracy
+against that memory, one panel per sequence length (the view of Zoology's Figure 3).
+Usage: mqar_grid_report.py part0/arena.csv [part1/arena.csv ...] --out DIR [--speedlm BIN]"""
 import argparse
 import csv
 import os
+import subprocess
 
 
 def model_name(row):
@@ -14,10 +18,20 @@ def model_name(row):
     return name[len("mqar_"):] if name.startswith("mqar_") else name
 
 
+def decoding_bytes(speedlm, config, d_model, seq_len):
+    """Bytes one sequence holds at context seq_len, over the grid's 2 layers (the total line of
+    `speedlm bench kv`: layer, mixer, memory columns blank, then per token, fixed, at context)."""
+    out = subprocess.run([speedlm, "bench", "kv", "--config", config, "--set", f"d_model={d_model},n_layers=2",
+                          "--context", str(seq_len)], capture_output=True, text=True, check=True).stdout
+    total = next(line for line in out.splitlines() if line.startswith("total"))
+    return int(total.split()[3])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("csv", nargs="+")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--speedlm", default="build/speedlm")
     args = ap.parse_args()
     rows = []
     for path in args.csv:
@@ -28,6 +42,12 @@ def main():
     acc = {(model_name(r), int(r["seq_len"]), int(r["d_model"])): float(r["metric"]) for r in rows}
     params = {(model_name(r), int(r["d_model"])): int(r["params"]) for r in rows}
     tok_s = {(model_name(r), int(r["seq_len"]), int(r["d_model"])): float(r["train_tokens_per_s"]) for r in rows}
+    memory = {}
+    if os.access(args.speedlm, os.X_OK):
+        memory = {(model_name(r), int(r["seq_len"]), int(r["d_model"])):
+                  decoding_bytes(args.speedlm, r["config"], r["d_model"], r["seq_len"]) for r in rows}
+    else:
+        print(f"{args.speedlm} is not there: no decoding-memory table or grid_memory.png")
 
     lines = ["| model | " + " | ".join(f"T={t}, d={d}" for t, d in cells) + " | params d=64 / d=128 |",
              "|---|" + "---|" * len(cells) + "---|"]
@@ -41,6 +61,13 @@ def main():
     for m in models:
         vals = [f"{tok_s[(m, t, d)] / 1e3:.0f}k" if (m, t, d) in tok_s else "-" for t, d in cells]
         lines.append(f"| {m} | " + " | ".join(vals) + " |")
+    if memory:
+        lines += ["", "Decoding memory per sequence at context T, both layers (`speedlm bench kv`), KiB:", "",
+                  "| model | " + " | ".join(f"T={t}, d={d}" for t, d in cells) + " |",
+                  "|---|" + "---|" * len(cells)]
+        for m in models:
+            vals = [f"{memory[(m, t, d)] / 1024:.1f}" if (m, t, d) in memory else "-" for t, d in cells]
+            lines.append(f"| {m} | " + " | ".join(vals) + " |")
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "grid.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -74,6 +101,26 @@ def main():
     fig.legend(handles, models, fontsize=7, loc="center right")
     fig.tight_layout(rect=(0, 0, 0.87, 1))
     fig.savefig(os.path.join(args.out, "grid.png"), dpi=120)
+    if not memory:
+        return
+    # Accuracy against decoding memory: one marker per cell, filled for d_model 64, hollow for 128.
+    fig, axes = plt.subplots(1, len(lengths), figsize=(4 * len(lengths), 3.6), sharey=True)
+    axes = axes if len(lengths) > 1 else [axes]
+    for ax, t in zip(axes, lengths):
+        for (m, tt, d), nbytes in memory.items():
+            if tt == t:
+                ax.scatter(nbytes / 1024, acc[(m, tt, d)], color=colour[m], s=36,
+                           facecolors=colour[m] if d == 64 else "none")
+        ax.set_xscale("log")
+        ax.set_title(f"T = {t}, {t // 16} key-value pairs")
+        ax.set_xlabel("decoding memory per sequence (KiB)")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("MQAR accuracy (filled: d_model 64)")
+    handles = [plt.Line2D([], [], color=colour[m], marker="o", linestyle="") for m in models]
+    fig.legend(handles, models, fontsize=7, loc="center right")
+    fig.tight_layout(rect=(0, 0, 0.87, 1))
+    fig.savefig(os.path.join(args.out, "grid_memory.png"), dpi=120)
 
 
 if __name__ == "__main__":

@@ -110,8 +110,10 @@ struct KvBenchRow {
   size_t bytes_at_context = 0;  // fixed_bytes + context * bytes_per_token; a bounded cache's cap
 };
 // kv_dtype "" keeps each mixer's own state; f32 | bf16 | int8 overrides the attention layers'
-// "kv_cache" dtype (int8 adds one f32 scale per token, kv head, K and V).
-Result<std::vector<KvBenchRow>> bench_kv(const std::string& config_path, int64_t context, const std::string& kv_dtype);
+// "kv_cache" dtype (int8 adds one f32 scale per token, kv head, K and V). overrides edits the
+// config first, as the arena's --set does ("d_model=128,n_layers=2": dotted keys that exist).
+Result<std::vector<KvBenchRow>> bench_kv(const std::string& config_path, int64_t context, const std::string& kv_dtype,
+                                         const std::string& overrides = "");
 
 // ---- arena ----
 // Trains each model config under the same budget on one task and compares them:

@@ -11,14 +11,14 @@ Status apply_overrides(nlohmann::json& config, const std::string& overrides) {
     if (item.empty()) continue;
     size_t eq = item.find('=');
     if (eq == std::string::npos || eq == 0)
-      return Status::errorf("arena", "--set = '{}': expected key=value", item);
+      return Status::errorf("config", "--set = '{}': expected key=value", item);
     std::string path = item.substr(0, eq), text = item.substr(eq + 1);
     nlohmann::json* node = &config;
     std::stringstream keys(path);
     std::string key;
     while (std::getline(keys, key, '.')) {
       if (!node->is_object() || !node->contains(key))
-        return Status::errorf("arena", "--set {}: the config has no key '{}'", path, key);
+        return Status::errorf("config", "--set {}: the config has no key '{}'", path, key);
       node = &(*node)[key];
     }
     // A JSON value where it parses (numbers, true, lists), else the text as a string.

@@ -3,6 +3,7 @@
 // no weights are loaded, so configs of any size can be inspected.
 #include <optional>
 
+#include "arena/config_override.h"
 #include "memory/paged_kv_cache.h"
 #include "models/config.h"
 #include "nn/mixer.h"
@@ -10,7 +11,8 @@
 
 namespace speedlm {
 
-Result<std::vector<KvBenchRow>> bench_kv(const std::string& config_path, int64_t context, const std::string& kv_dtype) {
+Result<std::vector<KvBenchRow>> bench_kv(const std::string& config_path, int64_t context, const std::string& kv_dtype,
+                                         const std::string& overrides) {
   if (context < 0) return Status::errorf("bench", "--context = {}: must be >= 0", context);
   std::optional<ops::KvDType> dtype;
   if (!kv_dtype.empty()) {
@@ -20,6 +22,7 @@ Result<std::vector<KvBenchRow>> bench_kv(const std::string& config_path, int64_t
   }
   auto json = read_json_file(config_path);
   if (!json) return json.status();
+  if (Status st = arena::apply_overrides(*json, overrides); !st) return st;
   auto cfg = ModelConfig::from_json(json.value());
   if (!cfg) return cfg.status();
   std::vector<KvBenchRow> rows;

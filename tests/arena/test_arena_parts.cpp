@@ -49,7 +49,7 @@ TEST(ConfigOverride, SetsExistingDottedPathsOnly) {
   EXPECT_EQ(j["ffn"]["hidden"], 16);
   EXPECT_EQ(j["layers"], nlohmann::json::array({"x"}));
   EXPECT_EQ(j["ffn"]["type"], "moe");  // not JSON: kept as a string
-  EXPECT_EQ(apply_overrides(j, "ffn.hiden=3").message(), "[arena] --set ffn.hiden: the config has no key 'hiden'");
+  EXPECT_EQ(apply_overrides(j, "ffn.hiden=3").message(), "[config] --set ffn.hiden: the config has no key 'hiden'");
   EXPECT_FALSE(apply_overrides(j, "d_model").is_ok());
 }
 

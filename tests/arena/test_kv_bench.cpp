@@ -56,5 +56,19 @@ TEST(KvBench, ChannelMixStateAddsConstantBytes) {
   EXPECT_EQ(b[0].bytes_at_context, a[0].fixed_bytes);
 }
 
+TEST(KvBench, SetEditsTheConfigFirst) {
+  // mqar_deltanet.json: 4 heads, K = V = d_model / 4, a width-4 conv keeping 3 tokens of q, k, v.
+  const std::string path = kConfigs + "arena/mqar_deltanet.json";
+  auto d64 = bench_kv(path, 256, "").value();
+  auto d128 = bench_kv(path, 256, "", "d_model=128,n_layers=3").value();
+  EXPECT_EQ(d64.size(), 2u);
+  EXPECT_EQ(d64[0].fixed_bytes, (4u * 16 * 16 + 3 * 3 * 64) * 4);
+  ASSERT_EQ(d128.size(), 3u);
+  EXPECT_EQ(d128[0].fixed_bytes, (4u * 32 * 32 + 3 * 3 * 128) * 4);
+  auto bad = bench_kv(path, 256, "", "d_modl=128");
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.status().message(), "[config] --set d_modl: the config has no key 'd_modl'");
+}
+
 }  // namespace
 }  // namespace speedlm

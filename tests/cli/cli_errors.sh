@@ -76,6 +76,7 @@ expect_ok "$BIN" bench kv --config "$SRC/configs/mla.json" --context 1000
 if ! grep -q -E '^total +640 +0 +640000 ' "$WORK/out.log"; then echo "FAIL: bench kv total"; cat "$WORK/out.log"; failures=$((failures + 1)); fi
 expect_ok "$BIN" bench kv --config "$SRC/configs/transformer.json" --kv-dtype int8
 expect_error "--kv-dtype = 'fp8'" "$BIN" bench kv --config "$SRC/configs/mla.json" --kv-dtype fp8
+expect_error "--set kv_lora: the config has no key 'kv_lora'" "$BIN" bench kv --config "$SRC/configs/mla.json" --set kv_lora=4
 expect_error "expected a benchmark name" "$BIN" bench kvv
 
 expect_error "unknown command 'trian'" "$BIN" trian

@@ -103,7 +103,7 @@ int run_bench_gemm(const ParsedArgs& a) {
 
 int run_bench_kv(const ParsedArgs& a) {
   const int64_t context = a.integer("context");
-  auto r = bench_kv(a.str("config"), context, a.has("kv-dtype") ? a.str("kv-dtype") : "");
+  auto r = bench_kv(a.str("config"), context, a.has("kv-dtype") ? a.str("kv-dtype") : "", a.str("set"));
   if (!r) return fail(r.status());
   std::printf("%s: decoding memory per sequence at context %lld\n", a.str("config").c_str(),
               static_cast<long long>(context));
@@ -130,7 +130,8 @@ const std::vector<Command>& bench_commands() {
       {"bench kv", "Decoding memory (KV cache / state) of a model config per layer: bytes per token and at --context.",
        {{"config", ArgKind::String, "", "model config JSON (no weights needed)", true},
         {"context", ArgKind::Int, "4096", "context length in tokens"},
-        {"kv-dtype", ArgKind::String, "", "override the attention layers' kv_cache dtype: f32, bf16 or int8"}},
+        {"kv-dtype", ArgKind::String, "", "override the attention layers' kv_cache dtype: f32, bf16 or int8"},
+        {"set", ArgKind::String, "", "edit the config first, as arena --set: key=value[,key=value...], dotted keys"}},
        run_bench_kv},
   };
   return table;
