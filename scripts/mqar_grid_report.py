@@ -42,6 +42,7 @@ def main():
     acc = {(model_name(r), int(r["seq_len"]), int(r["d_model"])): float(r["metric"]) for r in rows}
     params = {(model_name(r), int(r["d_model"])): int(r["params"]) for r in rows}
     tok_s = {(model_name(r), int(r["seq_len"]), int(r["d_model"])): float(r["train_tokens_per_s"]) for r in rows}
+    steps = {(model_name(r), int(r["seq_len"]), int(r["d_model"])): int(r["steps"]) for r in rows}
     memory = {}
     if os.access(args.speedlm, os.X_OK):
         memory = {(model_name(r), int(r["seq_len"]), int(r["d_model"])):
@@ -55,6 +56,13 @@ def main():
         vals = [f"{acc[(m, t, d)]:.3f}" if (m, t, d) in acc else "-" for t, d in cells]
         p = " / ".join(f"{params[(m, d)] / 1e3:.0f}k" for d in sorted({d for _, d in cells}) if (m, d) in params)
         lines.append(f"| {m} | " + " | ".join(vals) + f" | {p} |")
+    lines += ["", "Optimizer steps each run took (it stops once its validation accuracy reaches 0.99, checked "
+              "every 5% of the budget; a run that never does takes the whole budget):", "",
+              "| model | " + " | ".join(f"T={t}, d={d}" for t, d in cells) + " |",
+              "|---|" + "---|" * len(cells)]
+    for m in models:
+        vals = [str(steps[(m, t, d)]) if (m, t, d) in steps else "-" for t, d in cells]
+        lines.append(f"| {m} | " + " | ".join(vals) + " |")
     lines += ["", "Training tokens/s (one thread per run, two runs side by side on a machine shared with other jobs: load-dependent):", "",
               "| model | " + " | ".join(f"T={t}, d={d}" for t, d in cells) + " |",
               "|---|" + "---|" * len(cells)]
