@@ -50,32 +50,28 @@ def main():
     else:
         print(f"{args.speedlm} is not there: no decoding-memory table or grid_memory.png")
 
-    lines = ["| model | " + " | ".join(f"T={t}, d={d}" for t, d in cells) + " | params d=64 / d=128 |",
-             "|---|" + "---|" * len(cells) + "---|"]
-    for m in models:
-        vals = [f"{acc[(m, t, d)]:.3f}" if (m, t, d) in acc else "-" for t, d in cells]
-        p = " / ".join(f"{params[(m, d)] / 1e3:.0f}k" for d in sorted({d for _, d in cells}) if (m, d) in params)
-        lines.append(f"| {m} | " + " | ".join(vals) + f" | {p} |")
-    lines += ["", "Optimizer steps each run took (it stops once its validation accuracy reaches 0.99, checked "
-              "every 5% of the budget; a run that never does takes the whole budget):", "",
-              "| model | " + " | ".join(f"T={t}, d={d}" for t, d in cells) + " |",
-              "|---|" + "---|" * len(cells)]
-    for m in models:
-        vals = [str(steps[(m, t, d)]) if (m, t, d) in steps else "-" for t, d in cells]
-        lines.append(f"| {m} | " + " | ".join(vals) + " |")
-    lines += ["", "Training tokens/s (one thread per run, two runs side by side on a machine shared with other jobs: load-dependent):", "",
-              "| model | " + " | ".join(f"T={t}, d={d}" for t, d in cells) + " |",
-              "|---|" + "---|" * len(cells)]
-    for m in models:
-        vals = [f"{tok_s[(m, t, d)] / 1e3:.0f}k" if (m, t, d) in tok_s else "-" for t, d in cells]
-        lines.append(f"| {m} | " + " | ".join(vals) + " |")
-    if memory:
-        lines += ["", "Decoding memory per sequence at context T, both layers (`speedlm bench kv`), KiB:", "",
-                  "| model | " + " | ".join(f"T={t}, d={d}" for t, d in cells) + " |",
-                  "|---|" + "---|" * len(cells)]
+    def table(caption, values, fmt, extra=None):
+        """A caption (if any), then one row per model and one column per (T, d_model) cell; extra
+        (a header and a function of the model) adds a last column."""
+        head = ["| model | " + " | ".join(f"T={t}, d={d}" for t, d in cells) + (f" | {extra[0]}" if extra else "") + " |",
+                "|---|" + "---|" * (len(cells) + (1 if extra else 0))]
+        out = (["", caption, ""] if caption else []) + head
         for m in models:
-            vals = [f"{memory[(m, t, d)] / 1024:.1f}" if (m, t, d) in memory else "-" for t, d in cells]
-            lines.append(f"| {m} | " + " | ".join(vals) + " |")
+            vals = [fmt(values[(m, t, d)]) if (m, t, d) in values else "-" for t, d in cells]
+            out.append(f"| {m} | " + " | ".join(vals + ([extra[1](m)] if extra else [])) + " |")
+        return out
+
+    widths = sorted({d for _, d in cells})
+    lines = table(None, acc, lambda a: f"{a:.3f}",
+                  ("params " + " / ".join(f"d={d}" for d in widths),
+                   lambda m: " / ".join(f"{params[(m, d)] / 1e3:.0f}k" for d in widths if (m, d) in params)))
+    lines += table("Optimizer steps each run took (it stops once its validation accuracy reaches 0.99, checked every "
+                   "5% of the budget; a run that never does takes the whole budget):", steps, str)
+    lines += table("Training tokens/s (one thread per run, two runs side by side on a machine shared with other "
+                   "jobs: load-dependent):", tok_s, lambda v: f"{v / 1e3:.0f}k")
+    if memory:
+        lines += table("Decoding memory per sequence at context T, both layers (`speedlm bench kv`), KiB:", memory,
+                       lambda v: f"{v / 1024:.1f}")
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "grid.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
