@@ -27,6 +27,10 @@ def decoding_bytes(speedlm, config, d_model, seq_len):
     return int(total.split()[3])
 
 
+def cell(row):
+    return model_name(row), int(row["seq_len"]), int(row["d_model"])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("csv", nargs="+")
@@ -39,14 +43,13 @@ def main():
             rows += list(csv.DictReader(f))
     models = list(dict.fromkeys(model_name(r) for r in rows))
     cells = sorted({(int(r["seq_len"]), int(r["d_model"])) for r in rows})
-    acc = {(model_name(r), int(r["seq_len"]), int(r["d_model"])): float(r["metric"]) for r in rows}
+    acc = {cell(r): float(r["metric"]) for r in rows}
     params = {(model_name(r), int(r["d_model"])): int(r["params"]) for r in rows}
-    tok_s = {(model_name(r), int(r["seq_len"]), int(r["d_model"])): float(r["train_tokens_per_s"]) for r in rows}
-    steps = {(model_name(r), int(r["seq_len"]), int(r["d_model"])): int(r["steps"]) for r in rows}
+    tok_s = {cell(r): float(r["train_tokens_per_s"]) for r in rows}
+    steps = {cell(r): int(r["steps"]) for r in rows}
     memory = {}
     if os.access(args.speedlm, os.X_OK):
-        memory = {(model_name(r), int(r["seq_len"]), int(r["d_model"])):
-                  decoding_bytes(args.speedlm, r["config"], r["d_model"], r["seq_len"]) for r in rows}
+        memory = {cell(r): decoding_bytes(args.speedlm, r["config"], r["d_model"], r["seq_len"]) for r in rows}
     else:
         print(f"{args.speedlm} is not there: no decoding-memory table or grid_memory.png")
 
