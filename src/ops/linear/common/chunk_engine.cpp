@@ -95,7 +95,7 @@ void prefetch_chunk(const Grid& gr, int64_t bh, int64_t n, std::initializer_list
   const int64_t t0 = n * p.C, L = gr.len(n);
   for (const Rows& r : rows) {
     if (!r.base || r.width == 0) continue;
-    prefetch_rows(r.base + ((bh / p.H * p.T + t0) * p.H + bh % p.H) * r.width, L, p.H * r.width, r.width, r.write);
+    queue_prefetch(r.base + ((bh / p.H * p.T + t0) * p.H + bh % p.H) * r.width, L, p.H * r.width, r.width, r.write);
   }
 }
 
@@ -400,7 +400,7 @@ void chunk_bwd(const Problem& p, const Intra& intra, const float* q, const float
           prefetch_chunk(gr, bh, n - 1,
                          {{q, K}, {k, K}, {v, V}, {g, p.gate_width}, {d_o, V}, {dq, K, true}, {dk, K, true},
                           {dv, V, true}, {dg, p.gate_width, true}});
-          if (n > 0) prefetch_rows(St + (n - 1) * KV, 1, 0, KV);
+          if (n > 0) queue_prefetch(St + (n - 1) * KV, 1, 0, KV);
           chunk_grads(gr, intra, io, bh, n, St + n * KV, dS, dcs + n * K, cw);
           // dL/d(state entering chunk n) = dc o dS + scale (Q o exp(G))^T dO
           for (int64_t kk = 0; kk < K; ++kk) {

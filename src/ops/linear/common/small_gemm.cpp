@@ -1,5 +1,7 @@
 #include "ops/linear/common/small_gemm.h"
 
+#include "ops/linear/common/prefetch.h"
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -10,6 +12,10 @@ namespace {
 
 typedef float V16 __attribute__((vector_size(64), aligned(4), may_alias));  // unaligned loads/stores
 constexpr int64_t kLanes = 16;
+// Queued prefetch lines (prefetch.h) issued per 4 rows of C: 16 lines (1 KiB) per ~1000 vector
+// FMAs at 64 x 64 x 64 keeps a chunk's next rows arriving during its products. Measured at
+// T = 16k (docs/BENCHMARKS.md): 4 and 8 lines leave the queue behind, 32 is no better than 16.
+constexpr int64_t kPace = 16;
 
 // Rows [i, i + MR) x vectors [v0, v0 + NV) of C from packed Bp [K, ldp].
 template <int MR, int NV>
@@ -85,10 +91,19 @@ void small_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, flo
   // 8 independent FMA chains, too few to hide the FMA latency; 8 rows double them. Each element
   // still sums k in order, so the results do not change.
   if (nv == 1)
-    for (; i + 8 <= M; i += 8) block<8, 1>(trans_a, i, 0, N, K, alpha, A, lda, Bp, ldp, beta, C, ldc);
+    for (; i + 8 <= M; i += 8) {
+      pace_prefetches(2 * kPace);
+      block<8, 1>(trans_a, i, 0, N, K, alpha, A, lda, Bp, ldp, beta, C, ldc);
+    }
   else if (nv == 2)
-    for (; i + 8 <= M; i += 8) block<8, 2>(trans_a, i, 0, N, K, alpha, A, lda, Bp, ldp, beta, C, ldc);
-  for (; i + 4 <= M; i += 4) row_block<4>(trans_a, i, nv, N, K, alpha, A, lda, Bp, ldp, beta, C, ldc);
+    for (; i + 8 <= M; i += 8) {
+      pace_prefetches(2 * kPace);
+      block<8, 2>(trans_a, i, 0, N, K, alpha, A, lda, Bp, ldp, beta, C, ldc);
+    }
+  for (; i + 4 <= M; i += 4) {
+    pace_prefetches(kPace);
+    row_block<4>(trans_a, i, nv, N, K, alpha, A, lda, Bp, ldp, beta, C, ldc);
+  }
   switch (M - i) {
     case 3: row_block<3>(trans_a, i, nv, N, K, alpha, A, lda, Bp, ldp, beta, C, ldc); break;
     case 2: row_block<2>(trans_a, i, nv, N, K, alpha, A, lda, Bp, ldp, beta, C, ldc); break;

@@ -54,7 +54,7 @@ struct Head {
   // p is null): at long T they come from memory, H rows apart, and the copies stall on them
   // unless asked for a chunk ahead.
   void prefetch(const float* p, int64_t width, int64_t n, bool for_write = false) const {
-    if (p && n >= 0 && n < chunks()) prefetch_rows(p + n * C * d.H * width, rows(n), d.H * width, width, for_write);
+    if (p && n >= 0 && n < chunks()) queue_prefetch(p + n * C * d.H * width, rows(n), d.H * width, width, for_write);
   }
   void prefetch_inputs(int64_t n, bool with_q = true) const {
     prefetch(with_q ? q : nullptr, d.K, n), prefetch(k, d.K, n), prefetch(v, d.V, n), prefetch(beta, 1, n), prefetch(g, 1, n);
@@ -175,11 +175,11 @@ void chunk_forward(Head& hd, FwdWork& ws, int64_t n, float* S, float* o, Saved* 
     hd.prefetch_inputs(n + 1, o != nullptr);
     hd.prefetch(o, V, n + 1, true);
     if (saved && n + 1 < hd.chunks()) {  // the next chunk's saved slots, for writing
-      prefetch_rows(S + 2 * K * V, 1, 0, K * V, true);
-      prefetch_rows(&saved->vn[(n + 1) * C * V], 1, 0, C * V, true);
-      prefetch_rows(&saved->w[(n + 1) * C * K], 1, 0, C * K, true);
-      prefetch_rows(&saved->T[(n + 1) * C * C], 1, 0, C * C, true);
-      prefetch_rows(&saved->kk[(n + 1) * C * C], 1, 0, C * C, true);
+      queue_prefetch(S + 2 * K * V, 1, 0, K * V, true);
+      queue_prefetch(&saved->vn[(n + 1) * C * V], 1, 0, C * V, true);
+      queue_prefetch(&saved->w[(n + 1) * C * K], 1, 0, C * K, true);
+      queue_prefetch(&saved->T[(n + 1) * C * C], 1, 0, C * C, true);
+      queue_prefetch(&saved->kk[(n + 1) * C * C], 1, 0, C * C, true);
     }
     const int64_t c = hd.gather(n, o != nullptr), t0 = n * C;
     float *kk = saved ? &saved->kk[n * C * C] : ws.kk.data(), *T = saved ? &saved->T[n * C * C] : ws.T.data();
@@ -278,9 +278,9 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
   hd.prefetch(d_o, V, n - 1);
   hd.prefetch(gr.dq, K, n - 1, true), hd.prefetch(gr.dk, K, n - 1, true), hd.prefetch(gr.dv, V, n - 1, true);
   if (n > 0) {  // chunk n - 1's saved factors, contiguous
-    prefetch_rows(&sv.S[(n - 1) * K * V], 1, 0, K * V);
-    prefetch_rows(&sv.vn[(n - 1) * C * V], 1, 0, C * V), prefetch_rows(&sv.w[(n - 1) * C * K], 1, 0, C * K);
-    prefetch_rows(&sv.T[(n - 1) * C * C], 1, 0, C * C), prefetch_rows(&sv.kk[(n - 1) * C * C], 1, 0, C * C);
+    queue_prefetch(&sv.S[(n - 1) * K * V], 1, 0, K * V);
+    queue_prefetch(&sv.vn[(n - 1) * C * V], 1, 0, C * V), queue_prefetch(&sv.w[(n - 1) * C * K], 1, 0, C * K);
+    queue_prefetch(&sv.T[(n - 1) * C * C], 1, 0, C * C), queue_prefetch(&sv.kk[(n - 1) * C * C], 1, 0, C * C);
   }
   const int64_t c = hd.gather(n), t0 = n * C;
   const float *S = &sv.S[n * K * V], *vn = &sv.vn[t0 * V], *w = &sv.w[t0 * K];

@@ -88,8 +88,8 @@ struct Head {
     const int64_t t0 = n * C;
     if (n < 0 || t0 >= d.T) return;
     const int64_t c = std::min(C, d.T - t0), HK = d.H * d.K;
-    for (const float* x : {q, w, k, a, b}) prefetch_rows(x + t0 * HK, c, HK, d.K);
-    prefetch_rows(v + t0 * d.H * d.V, c, d.H * d.V, d.V);
+    for (const float* x : {q, w, k, a, b}) queue_prefetch(x + t0 * HK, c, HK, d.K);
+    queue_prefetch(v + t0 * d.H * d.V, c, d.H * d.V, d.V);
   }
 
   // Gathers chunk n and its decay factors; returns its length c.
@@ -395,12 +395,12 @@ void chunk_backward(Head& hd, const Saved& sv, BwdWork& ws, int64_t n, const flo
   if (n > 0) {  // chunk n - 1's inputs, saved rows and gradient rows
     const int64_t tp = (n - 1) * C;
     hd.prefetch(n - 1);
-    prefetch_rows(d_o + tp * HV, C, HV, V);
-    prefetch_rows(&sv.S[(n - 1) * K * V], 1, 0, K * V);
-    prefetch_rows(&sv.sa[tp * V], 1, 0, C * V);
-    prefetch_rows(&sv.T[(n - 1) * C * C], 1, 0, C * C);
-    for (float* x : {gr.dq, gr.dw, gr.dk, gr.da, gr.db}) prefetch_rows(x + tp * HK, C, HK, K, true);
-    prefetch_rows(gr.dv + tp * HV, C, HV, V, true);
+    queue_prefetch(d_o + tp * HV, C, HV, V);
+    queue_prefetch(&sv.S[(n - 1) * K * V], 1, 0, K * V);
+    queue_prefetch(&sv.sa[tp * V], 1, 0, C * V);
+    queue_prefetch(&sv.T[(n - 1) * C * C], 1, 0, C * C);
+    for (float* x : {gr.dq, gr.dw, gr.dk, gr.da, gr.db}) queue_prefetch(x + tp * HK, C, HK, K, true);
+    queue_prefetch(gr.dv + tp * HV, C, HV, V, true);
   }
   const int64_t c = hd.gather(n), t0 = n * C;
   const float *S0 = &sv.S[n * K * V], *sa = &sv.sa[t0 * V], *T = &sv.T[n * C * C];

@@ -1,0 +1,68 @@
+#include "ops/linear/common/prefetch.h"
+
+namespace speedlm::ops {
+
+namespace {
+
+constexpr int64_t kLine = 16; // floats per 64-byte line
+
+// A ring of row ranges; the front one is issued from (row, x) on.
+struct Queue {
+  struct Range {
+    const float *p;
+    int64_t rows, stride, len;
+    bool write;
+  };
+  static constexpr int kCap = 32;
+  Range r[kCap];
+  int head = 0, size = 0;
+  int64_t row = 0, x = 0;
+
+  void pop() {
+    head = (head + 1) % kCap, --size;
+    row = x = 0;
+  }
+  // The rest of the front range, at once.
+  void issue_front() {
+    const Range &f = r[head];
+    for (; row < f.rows; ++row, x = 0)
+      prefetch_rows(f.p + row * f.stride + x, 1, 0, f.len - x, f.write);
+    pop();
+  }
+};
+
+thread_local Queue queue;
+
+} // namespace
+
+void queue_prefetch(const float *p, int64_t rows, int64_t stride, int64_t len,
+                    bool for_write) {
+  if (!p || rows <= 0 || len <= 0)
+    return;
+  if (queue.size == Queue::kCap)
+    queue.issue_front();
+  queue.r[(queue.head + queue.size) % Queue::kCap] = {p, rows, stride, len,
+                                                      for_write};
+  ++queue.size;
+}
+
+void pace_prefetches(int64_t lines) {
+  Queue &q = queue;
+  while (lines > 0 && q.size > 0) {
+    const Queue::Range &f = q.r[q.head];
+    const float *row = f.p + q.row * f.stride;
+    for (; lines > 0 && q.x < f.len; q.x += kLine, --lines) {
+      if (f.write)
+        __builtin_prefetch(row + q.x, 1, 2);
+      else
+        __builtin_prefetch(row + q.x, 0, 2);
+    }
+    if (q.x < f.len)
+      return; // out of lines mid-row
+    q.x = 0;
+    if (++q.row == f.rows)
+      q.pop();
+  }
+}
+
+} // namespace speedlm::ops
