@@ -3,12 +3,15 @@
 //     GFLOP/s and its fraction of the BLAS GEMM rate measured in the same run (gemm_frac), both
 //     in process CPU time (run with OMP_NUM_THREADS=1 for an exact per-core figure);
 //   BM_attention_{plain,flash}_fwd_bwd_same_width: softmax attention of the same B, H, head dim;
-//   BM_decode_<mixer>: decode tokens/s of one mixer layer (d_model 384, configs/<mixer>.json)
+//   BM_decode_<mixer>: decode tokens/s of one mixer layer (the mixer of configs/<mixer>.json)
 //     after prefilling a context of 1k .. 32k tokens; state_bytes shows the state stays constant.
 #include <benchmark/benchmark.h>
 
+#include <fstream>
 #include <map>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "autograd/var.h"
@@ -165,12 +168,12 @@ namespace {
 
 constexpr int64_t kDModel = 384;
 
+// The mixer of configs/<type>.json (d_model 384 in every one of them).
 nlohmann::json mixer_config(const std::string& type) {
-  if (type == "linear_attention")
-    return {{"type", type}, {"heads", 6}, {"key_dim", 64}, {"value_dim", 64}, {"feature_map", "elu"}};
-  if (type == "retnet") return {{"type", type}, {"heads", 6}, {"key_dim", 64}, {"value_dim", 128}};
-  if (type == "gla") return {{"type", type}, {"heads", 6}, {"key_dim", 32}, {"value_dim", 64}};
-  return {{"type", type}, {"head_dim", 64}, {"state_dim", 64}, {"expand", 2}, {"conv", 4}};
+  const std::string path = std::string(SPEEDLM_CONFIGS_DIR) + "/" + type + ".json";
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("bench_linear: cannot read " + path);
+  return nlohmann::json::parse(in).at("mixers").at(type);
 }
 
 // One mixer layer with a state prefilled to `context` tokens (chunk form), kept across runs.
@@ -217,9 +220,17 @@ static void BM_decode_linear_attention(benchmark::State& s) { run_decode(s, "lin
 static void BM_decode_retnet(benchmark::State& s) { run_decode(s, "retnet"); }
 static void BM_decode_gla(benchmark::State& s) { run_decode(s, "gla"); }
 static void BM_decode_mamba2(benchmark::State& s) { run_decode(s, "mamba2"); }
+static void BM_decode_deltanet(benchmark::State& s) { run_decode(s, "deltanet"); }
+static void BM_decode_gated_deltanet(benchmark::State& s) { run_decode(s, "gated_deltanet"); }
+static void BM_decode_rwkv7(benchmark::State& s) { run_decode(s, "rwkv7"); }
+static void BM_decode_mamba(benchmark::State& s) { run_decode(s, "mamba"); }
 BENCHMARK(BM_decode_linear_attention)->Apply(contexts);
 BENCHMARK(BM_decode_retnet)->Apply(contexts);
 BENCHMARK(BM_decode_gla)->Apply(contexts);
 BENCHMARK(BM_decode_mamba2)->Apply(contexts);
+BENCHMARK(BM_decode_deltanet)->Apply(contexts);
+BENCHMARK(BM_decode_gated_deltanet)->Apply(contexts);
+BENCHMARK(BM_decode_rwkv7)->Apply(contexts);
+BENCHMARK(BM_decode_mamba)->Apply(contexts);
 
 }  // namespace speedlm
