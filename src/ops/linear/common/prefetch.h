@@ -21,9 +21,10 @@ inline void prefetch_rows(const float* p, int64_t rows, int64_t stride, int64_t 
 
 // The same rows, queued on the calling thread and issued a few lines at a time by
 // pace_prefetches, which small_gemm calls once per block of output rows: the requests then
-// overlap the chunk's products instead of stalling before them (fwd+bwd at T = 16k 5-10% faster
+// overlap the chunk's products instead of stalling before them (fwd+bwd at T = 16k 5-15% faster
 // than one burst per chunk, docs/BENCHMARKS.md). Issued in the order queued; a full queue issues
-// its oldest entry at once.
+// its oldest entry at once. A prefetch never faults, so entries a kernel leaves behind are
+// harmless to whatever runs next.
 void queue_prefetch(const float* p, int64_t rows, int64_t stride, int64_t len, bool for_write = false);
 
 // Issues up to `lines` queued cache lines.

@@ -57,7 +57,8 @@ struct Head {
     if (p && n >= 0 && n < chunks()) queue_prefetch(p + n * C * d.H * width, rows(n), d.H * width, width, for_write);
   }
   void prefetch_inputs(int64_t n, bool with_q = true) const {
-    prefetch(with_q ? q : nullptr, d.K, n), prefetch(k, d.K, n), prefetch(v, d.V, n), prefetch(beta, 1, n), prefetch(g, 1, n);
+    prefetch(with_q ? q : nullptr, d.K, n), prefetch(k, d.K, n), prefetch(v, d.V, n);
+    prefetch(beta, 1, n), prefetch(g, 1, n);
   }
 
   // Gathers chunk n (q only if with_q: the backward's forward rerun has no output) and its decay
