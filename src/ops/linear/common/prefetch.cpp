@@ -8,6 +8,11 @@ namespace {
 
 constexpr int64_t kLine = 16;  // floats per 64-byte line
 
+void issue_line(const float* p, bool for_write) {
+  if (for_write) __builtin_prefetch(p, 1, 2);
+  else __builtin_prefetch(p, 0, 2);
+}
+
 // A ring of row ranges; the front one is issued from (row, x) on.
 struct Queue {
   struct Range {
@@ -30,7 +35,8 @@ struct Queue {
   void issue_front() {
     const Range& f = r[head];
     lines -= (f.rows - row) * lines_per_row(f) - x / kLine;
-    for (; row < f.rows; ++row, x = 0) prefetch_rows(f.p + row * f.stride + x, 1, 0, f.len - x, f.write);
+    for (; row < f.rows; ++row, x = 0)
+      for (; x < f.len; x += kLine) issue_line(f.p + row * f.stride + x, f.write);
     pop();
   }
 };
@@ -57,10 +63,7 @@ void pace_prefetches(int64_t lines) {
   while (lines > 0 && q.size > 0) {
     const Queue::Range& f = q.r[q.head];
     const float* row = f.p + q.row * f.stride;
-    for (; lines > 0 && q.x < f.len; q.x += kLine, --lines, --q.lines) {
-      if (f.write) __builtin_prefetch(row + q.x, 1, 2);
-      else __builtin_prefetch(row + q.x, 0, 2);
-    }
+    for (; lines > 0 && q.x < f.len; q.x += kLine, --lines, --q.lines) issue_line(row + q.x, f.write);
     if (q.x < f.len) return;  // out of lines mid-row
     q.x = 0;
     if (++q.row == f.rows) q.pop();
